@@ -1,0 +1,43 @@
+# The course's commands. `make course` sets everything up and runs every notebook;
+# `make test` runs the unit tests, the notebook pairing check and strict nbval (fast mode).
+# Inside an active virtual environment (or conda env) that environment is used; otherwise .venv.
+
+ifdef VIRTUAL_ENV
+  BIN := $(VIRTUAL_ENV)/bin/
+else ifdef CONDA_PREFIX
+  BIN := $(CONDA_PREFIX)/bin/
+else
+  BIN := .venv/bin/
+endif
+PY := $(BIN)python
+STAMP := $(BIN).course-installed
+
+.PHONY: course test lab data notebooks bench install clean-cache
+
+course: install data notebooks          ## set up, stage data, execute every notebook
+
+test: install data                      ## unit tests + pairing check + strict nbval (fast mode)
+	COURSE_FAST=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/sanitize.cfg
+
+lab: install data                       ## JupyterLab on the notebooks
+	$(BIN)jupyter lab notebooks
+
+data: install                           ## fetch and verify the datasets (Kuzushiji-MNIST needs internet)
+	$(PY) -m companion.data fetch all --allow-missing kmnist
+
+notebooks: install                      ## execute every notebook (COURSE_FAST=1 for the quick run)
+	PATH="$(abspath $(BIN)):$$PATH" $(PY) tools/nbtool.py execute
+
+bench: install data                     ## the data-pipeline benchmark, results in bench/results/
+	$(PY) bench/pipeline.py
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -e '.[test]'
+	@touch $@
+
+clean-cache:                            ## forget trained models (they retrain on the next run)
+	rm -rf data/checkpoints

@@ -1,0 +1,66 @@
+"""Course-wide settings: fast mode, data directory, device, offline mode and seeding.
+
+Every setting is read from an environment variable each time it is asked for, so a
+notebook or a test can change it with ``os.environ`` and see the effect at once.
+
+    COURSE_FAST=1       small subsets and few epochs, same code path (CI uses it)
+    COURSE_DATA=DIR     where datasets and the checkpoint cache live (default: <repo>/data)
+    COURSE_DEVICE=NAME  cpu, cuda, mps ... (default: cuda, then mps, then cpu)
+    COURSE_OFFLINE=1    never try a web download (also implied by CI=true)
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def fast_mode() -> bool:
+    """True when COURSE_FAST asks for the quick version of every notebook."""
+    return _flag("COURSE_FAST")
+
+
+def pick(full, fast):
+    """Return `fast` in fast mode and `full` otherwise: one code path, smaller numbers."""
+    return fast if fast_mode() else full
+
+
+def offline() -> bool:
+    """True when no web download may be attempted (COURSE_OFFLINE, or CI=true)."""
+    return _flag("COURSE_OFFLINE") or _flag("CI")
+
+
+def data_dir() -> Path:
+    """The directory that holds the datasets and the checkpoint cache."""
+    return Path(os.environ.get("COURSE_DATA", REPO_ROOT / "data")).expanduser().resolve()
+
+
+def device() -> torch.device:
+    """COURSE_DEVICE if set, else the best available of cuda, mps, cpu."""
+    name = os.environ.get("COURSE_DEVICE", "").strip()
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch so CPU runs repeat bit for bit; returns a torch generator."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,142 @@
+"""The training loop: `fit(model, data, ...) -> History`, for autoencoders and VAEs alike.
+
+Adam with lr 1e-3 and betas (0.9, 0.999), as in every source document. The loop guards
+against a loss that turns NaN or infinite (it stops before that step touches the weights)
+and against Ctrl-C (it keeps the weights of the last finished epoch).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from companion.data import Batches, ImageSet
+from companion.losses import RECONSTRUCTION, LossParts, elbo_loss
+from companion.models import VAE
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the model keeps its last good weights."""
+
+    def __init__(self, message: str, history: "History"):
+        super().__init__(message)
+        self.history = history
+
+
+@dataclass
+class History:
+    """Per-epoch averages of the training loss and its parts, and of the test loss."""
+    loss: list[float] = field(default_factory=list)
+    reconstruction: list[float] = field(default_factory=list)
+    kl: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)   # negative test ELBO when beta = 1
+    test_reconstruction: list[float] = field(default_factory=list)
+    test_kl: list[float] = field(default_factory=list)
+    images_per_s: list[float] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**d)
+
+
+def loss_parts(model, x: torch.Tensor, beta: float = 1.0, likelihood: str = "bernoulli") -> LossParts:
+    """The loss of one batch: the beta-ELBO for a VAE, the reconstruction term for an AE."""
+    if isinstance(model, VAE):
+        logits, mu, logvar = model(x)
+        return elbo_loss(logits, x, mu, logvar, beta, likelihood)
+    recon = RECONSTRUCTION[likelihood](model(x), x).mean()
+    return LossParts(recon, recon, torch.zeros((), device=x.device))
+
+
+@torch.no_grad()
+def evaluate(model, data: ImageSet, beta: float = 1.0, likelihood: str = "bernoulli",
+             batch_size: int = 1000) -> LossParts:
+    """Average loss parts over a whole dataset (per image), with the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    sums = torch.zeros(3, dtype=torch.float64)
+    for x, _ in Batches(data, batch_size, shuffle=False):
+        sums += torch.stack(loss_parts(model, x, beta, likelihood)).double().cpu() * len(x)
+    model.train(was_training)
+    return LossParts(*(s.item() / len(data) for s in sums))
+
+
+def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 1e-3,
+        batch_size: int = 128, test_data: ImageSet | None = None, likelihood: str = "bernoulli",
+        seed: int = 0, warmup_epochs: float = 0.0, dynamic_binarization: bool = False,
+        on_batch: Callable | None = None, every: int = 50, progress: bool = True) -> History:
+    """Train model on data; return the per-epoch History.
+
+    beta weights the KL term; with warmup_epochs > 0 it ramps linearly from 0 to beta over
+    that many epochs (KL warm-up). on_batch(model, step) is called every `every` batches.
+    """
+    torch.manual_seed(seed)
+    batches = Batches(data, batch_size, shuffle=True, seed=seed,
+                      dynamic_binarization=dynamic_binarization)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
+    history, step = History(), 0
+    ramp = max(1, round(warmup_epochs * len(batches)))
+    bar = tqdm(total=epochs * len(batches), desc="training", disable=not progress)
+    model.train()
+    for epoch in range(epochs):
+        last_good = copy.deepcopy(model.state_dict())
+        sums, start = torch.zeros(3), time.perf_counter()
+        try:
+            for x, _ in batches:
+                b = beta * min(1.0, step / ramp) if warmup_epochs > 0 else beta
+                parts = loss_parts(model, x, b, likelihood)
+                if not torch.isfinite(parts.total):
+                    _diverged(model, history, parts, epoch, step)
+                optimizer.zero_grad(set_to_none=True)
+                parts.total.backward()
+                optimizer.step()
+                sums += torch.stack(parts).detach().cpu() * len(x)
+                step += 1
+                bar.update()
+                if on_batch is not None and step % every == 0:
+                    on_batch(model, step)
+        except KeyboardInterrupt:
+            model.load_state_dict(last_good)
+            print(f"Interrupted: kept the weights after epoch {epoch} of {epochs}.")
+            break
+        seconds = time.perf_counter() - start
+        _record(history, sums / len(data), len(data) / seconds)
+        if test_data is not None:
+            test = evaluate(model, test_data, beta, likelihood)
+            history.test_loss.append(test.total)
+            history.test_reconstruction.append(test.reconstruction)
+            history.test_kl.append(test.kl)
+        bar.set_postfix(loss=f"{history.loss[-1]:.2f}")
+    bar.close()
+    model.eval()
+    return history
+
+
+def _record(history: History, means: torch.Tensor, images_per_s: float) -> None:
+    history.loss.append(means[0].item())
+    history.reconstruction.append(means[1].item())
+    history.kl.append(means[2].item())
+    history.images_per_s.append(images_per_s)
+
+
+def _diverged(model, history: History, parts: LossParts, epoch: int, step: int) -> None:
+    what = "NaN" if math.isnan(parts.total.item()) else "infinite"
+    model.eval()
+    raise TrainingDiverged(
+        f"The loss became {what} at epoch {epoch + 1}, batch {step + 1} "
+        f"(reconstruction={parts.reconstruction.item():.4g}, kl={parts.kl.item():.4g}). "
+        "Training stopped before that batch changed the weights, so the model keeps its last "
+        "good weights. Check that the inputs are finite and in [0, 1], then try a smaller lr.",
+        history)
