@@ -25,6 +25,7 @@ from companion.models import build
 from companion.training import History, fit
 
 FORMAT = 1
+FIT_SIGNATURE = inspect.signature(fit)  # fills in fit's defaults, so explicit == omitted
 
 
 class CheckpointMismatch(ValueError):
@@ -73,7 +74,7 @@ def _pretty(description: dict) -> str:
 
 def cache_key(model, data: ImageSet, test_data: ImageSet | None, fit_kwargs: dict) -> str:
     """Hash of model, training settings (defaults filled in), datasets and mode."""
-    bound = inspect.signature(fit).bind(model, data, **fit_kwargs)
+    bound = FIT_SIGNATURE.bind(model, data, **fit_kwargs)
     bound.apply_defaults()
     training = {k: v for k, v in bound.arguments.items()
                 if k not in ("model", "data", "test_data", "on_batch", "progress")}

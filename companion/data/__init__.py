@@ -21,13 +21,23 @@ __all__ = ["ImageSet", "Batches", "DataError", "DATASETS", "binarize", "fetch", 
 
 
 def fetch(name: str, quiet: bool = False) -> str:
-    """Make sure the files of a dataset are on disk and verified; return their source."""
+    """Make sure the files of a dataset are on disk and verified; return their source.
+
+    Missing files are staged from the first source that works. Files that are present but
+    fail verification are never used and never overwritten: the error says what to do.
+    """
     s = spec(name)
-    if not problems(s):
-        return source_of(name)
     bad = problems(s)
-    on_disk = "none there" if all(b.endswith("missing") for b in bad) else "; ".join(bad)
-    tried = [f"files in {raw_dir(s)}: {on_disk}"]
+    if not bad:
+        return source_of(name)
+    damaged = [b for b in bad if not b.endswith("is missing")]
+    if damaged:
+        raise DataError(f"{s.name}: files failed verification, so nothing was loaded:\n"
+                        + "\n".join(f"  - {b}" for b in damaged)
+                        + f"\nDelete them and run `python -m companion.data fetch {s.name}` "
+                        "to stage fresh copies.")
+    missing = [f for f in FILES if any(f"/{f} " in b for b in bad)]
+    tried = [f"files in {raw_dir(s)}: {', '.join(missing)} missing"]
     for label, get in sources(s):
         try:
             get(s)

@@ -1,0 +1,70 @@
+"""Losses against torch.distributions, and the properties the notebooks rely on."""
+import math
+
+import pytest
+import torch
+from torch.distributions import Bernoulli, Normal, kl_divergence as torch_kl
+
+from companion.losses import (bernoulli_nll, elbo_loss, gaussian_nll, kl_divergence, rmse,
+                              squared_error)
+
+torch.manual_seed(0)
+LOGITS = torch.randn(6, 1, 28, 28) * 3
+X = torch.rand(6, 1, 28, 28)
+MU, LOGVAR = torch.randn(6, 5), torch.randn(6, 5)
+
+
+def test_bernoulli_nll_matches_torch_distributions():
+    xb = (X > 0.5).float()
+    expected = -Bernoulli(logits=LOGITS).log_prob(xb).flatten(1).sum(1)
+    assert torch.allclose(bernoulli_nll(LOGITS, xb), expected, rtol=1e-5)
+    assert bernoulli_nll(LOGITS, X).shape == (6,)
+
+
+def test_bernoulli_nll_is_stable_for_saturated_logits():
+    logits = torch.full((1, 784), 200.0)
+    assert torch.isfinite(bernoulli_nll(logits, torch.zeros(1, 784))).all()
+
+
+def test_gaussian_nll_matches_torch_distributions():
+    for sigma in (1.0, 0.1):
+        expected = -Normal(torch.sigmoid(LOGITS), sigma).log_prob(X).flatten(1).sum(1)
+        assert torch.allclose(gaussian_nll(LOGITS, X, sigma), expected, rtol=1e-5)
+
+
+def test_squared_error_and_rmse():
+    err = (torch.sigmoid(LOGITS) - X) ** 2
+    assert torch.allclose(squared_error(LOGITS, X), err.flatten(1).sum(1))
+    assert torch.allclose(rmse(LOGITS, X), err.flatten(1).mean(1).sqrt())
+
+
+def test_kl_matches_torch_distributions():
+    q = Normal(MU, torch.exp(0.5 * LOGVAR))
+    p = Normal(torch.zeros_like(MU), torch.ones_like(MU))
+    assert torch.allclose(kl_divergence(MU, LOGVAR), torch_kl(q, p).sum(1), rtol=1e-5)
+
+
+def test_kl_matches_monte_carlo():
+    torch.manual_seed(1)
+    mu, logvar = torch.tensor([[0.7, -1.2]]), torch.tensor([[-0.5, 0.8]])
+    q = Normal(mu, torch.exp(0.5 * logvar))
+    z = q.sample((200_000,))
+    estimate = (q.log_prob(z) - Normal(0.0, 1.0).log_prob(z)).sum(-1)
+    stderr = estimate.std().item() / math.sqrt(len(estimate))
+    assert abs(estimate.mean().item() - kl_divergence(mu, logvar).item()) < 4 * stderr
+
+
+def test_kl_is_nonnegative_and_zero_at_the_prior():
+    assert (kl_divergence(torch.randn(100, 8) * 3, torch.randn(100, 8) * 3) >= 0).all()
+    assert torch.equal(kl_divergence(torch.zeros(4, 3), torch.zeros(4, 3)), torch.zeros(4))
+
+
+def test_elbo_loss_parts_and_beta():
+    parts = elbo_loss(LOGITS, X, MU, LOGVAR, beta=4.0)
+    assert torch.isclose(parts.reconstruction, bernoulli_nll(LOGITS, X).mean())
+    assert torch.isclose(parts.kl, kl_divergence(MU, LOGVAR).mean())
+    assert torch.isclose(parts.total, parts.reconstruction + 4.0 * parts.kl)
+    mse = elbo_loss(LOGITS, X, MU, LOGVAR, likelihood="mse")
+    assert torch.isclose(mse.reconstruction, squared_error(LOGITS, X).mean())
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        elbo_loss(LOGITS, X, MU, LOGVAR, likelihood="poisson")
