@@ -20,10 +20,13 @@ from companion.losses import RECONSTRUCTION, LossParts, elbo_loss
 from companion.models import VAE
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the model keeps its last good weights."""
 
-    def __init__(self, message: str, history: "History"):
+    def __init__(self, message: str, history: "History | None" = None):
         super().__init__(message)
         self.history = history
 
@@ -54,10 +57,42 @@ class History:
 def loss_parts(model, x: torch.Tensor, beta: float = 1.0, likelihood: str = "bernoulli") -> LossParts:
     """The loss of one batch: the beta-ELBO for a VAE, the reconstruction term for an AE."""
     if isinstance(model, VAE):
-        logits, mu, logvar = model(x)
+        logits, mu, logvar = (t.float() for t in model(x))   # the loss in float32 always
         return elbo_loss(logits, x, mu, logvar, beta, likelihood)
-    recon = RECONSTRUCTION[likelihood](model(x), x).mean()
+    recon = RECONSTRUCTION[likelihood](model(x).float(), x).mean()
     return LossParts(recon, recon, torch.zeros((), device=x.device))
+
+
+def make_optimizer(model, lr: float = 1e-3) -> torch.optim.Adam:
+    """Adam with the sources' settings (betas 0.9, 0.999); the fused kernel where there is one."""
+    device = next(model.parameters()).device
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999),
+                            fused=device.type in ("cpu", "cuda"))
+
+
+def train_step(model, optimizer, x: torch.Tensor, beta: float = 1.0,
+               likelihood: str = "bernoulli", precision: str = "fp32") -> LossParts:
+    """One optimisation step on batch x; returns its loss parts, detached.
+
+    precision="bf16" runs the model's matrix products in bfloat16 (torch.autocast); the
+    weights, the loss and Adam stay in float32. A NaN or infinite loss raises
+    TrainingDiverged before the weights change.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        parts = loss_parts(model, x, beta, likelihood)
+    if not torch.isfinite(parts.total):
+        what = "NaN" if math.isnan(parts.total.item()) else "infinite"
+        raise TrainingDiverged(
+            f"The loss became {what} (reconstruction={parts.reconstruction.item():.4g}, "
+            f"kl={parts.kl.item():.4g}). Training stopped before this batch changed the "
+            "weights, so the model keeps its last good weights. Check that the inputs are "
+            "finite and in [0, 1], then try a smaller lr.")
+    optimizer.zero_grad(set_to_none=True)
+    parts.total.backward()
+    optimizer.step()
+    return LossParts(*(p.detach() for p in parts))
 
 
 @torch.no_grad()
@@ -76,16 +111,18 @@ def evaluate(model, data: ImageSet, beta: float = 1.0, likelihood: str = "bernou
 def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 1e-3,
         batch_size: int = 128, test_data: ImageSet | None = None, likelihood: str = "bernoulli",
         seed: int = 0, warmup_epochs: float = 0.0, dynamic_binarization: bool = False,
-        on_batch: Callable | None = None, every: int = 50, progress: bool = True) -> History:
+        precision: str = "fp32", on_batch: Callable | None = None, every: int = 50,
+        progress: bool = True) -> History:
     """Train model on data; return the per-epoch History.
 
     beta weights the KL term; with warmup_epochs > 0 it ramps linearly from 0 to beta over
-    that many epochs (KL warm-up). on_batch(model, step) is called every `every` batches.
+    that many epochs (KL warm-up). precision: see `train_step`. on_batch(model, step) is
+    called every `every` batches.
     """
     torch.manual_seed(seed)
     batches = Batches(data, batch_size, shuffle=True, seed=seed,
                       dynamic_binarization=dynamic_binarization)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
+    optimizer = make_optimizer(model, lr)
     history, step = History(), 0
     ramp = max(1, round(warmup_epochs * len(batches)))
     bar = tqdm(total=epochs * len(batches), desc="training", disable=not progress)
@@ -96,13 +133,13 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
         try:
             for x, _ in batches:
                 b = beta * min(1.0, step / ramp) if warmup_epochs > 0 else beta
-                parts = loss_parts(model, x, b, likelihood)
-                if not torch.isfinite(parts.total):
-                    _diverged(model, history, parts, epoch, step)
-                optimizer.zero_grad(set_to_none=True)
-                parts.total.backward()
-                optimizer.step()
-                sums += torch.stack(parts).detach().cpu() * len(x)
+                try:
+                    parts = train_step(model, optimizer, x, b, likelihood, precision)
+                except TrainingDiverged as err:
+                    model.eval()
+                    raise TrainingDiverged(f"Epoch {epoch + 1}, batch {step + 1}: {err}",
+                                           history) from None
+                sums += torch.stack(parts).cpu() * len(x)
                 step += 1
                 bar.update()
                 if on_batch is not None and step % every == 0:
@@ -129,14 +166,3 @@ def _record(history: History, means: torch.Tensor, images_per_s: float) -> None:
     history.reconstruction.append(means[1].item())
     history.kl.append(means[2].item())
     history.images_per_s.append(images_per_s)
-
-
-def _diverged(model, history: History, parts: LossParts, epoch: int, step: int) -> None:
-    what = "NaN" if math.isnan(parts.total.item()) else "infinite"
-    model.eval()
-    raise TrainingDiverged(
-        f"The loss became {what} at epoch {epoch + 1}, batch {step + 1} "
-        f"(reconstruction={parts.reconstruction.item():.4g}, kl={parts.kl.item():.4g}). "
-        "Training stopped before that batch changed the weights, so the model keeps its last "
-        "good weights. Check that the inputs are finite and in [0, 1], then try a smaller lr.",
-        history)

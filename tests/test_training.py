@@ -72,7 +72,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_good_weights(mnist):
     images[200] = float("nan")  # lands in some batch of the first epoch
     bad = ImageSet(images, mnist[0].labels[:256], mnist[0].classes, "with-nan")
     model = MLPVAE(2)
-    with pytest.raises(TrainingDiverged, match="loss became NaN at epoch 1.*last good weights") as err:
+    with pytest.raises(TrainingDiverged, match="Epoch 1, batch .*loss became NaN.*last good weights") as err:
         fit(model, bad, epochs=2, batch_size=64, progress=False)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert err.value.history.epochs == 0
