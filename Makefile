@@ -1,10 +1,11 @@
 # The course's commands. `make course` sets everything up and runs every notebook;
 # `make test` runs the unit tests, the notebook pairing check and strict nbval (fast mode).
-# Inside an active virtual environment (or conda env) that environment is used; otherwise .venv.
+# Inside an active virtual environment (or a conda env other than base) that environment is
+# used; otherwise .venv.
 
 ifdef VIRTUAL_ENV
   BIN := $(VIRTUAL_ENV)/bin/
-else ifdef CONDA_PREFIX
+else ifneq ($(filter-out base,$(CONDA_DEFAULT_ENV)),)
   BIN := $(CONDA_PREFIX)/bin/
 else
   BIN := .venv/bin/

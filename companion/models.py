@@ -34,8 +34,18 @@ def check_images(model: nn.Module, x: torch.Tensor) -> None:
         f"got {list(x.shape)}. A single image needs a batch dimension: x.unsqueeze(0).")
 
 
+MODELS: dict[str, type] = {}  # every model class of the course, by name (for checkpoints)
+
+
 class ConfigMixin:
-    """Models remember the keyword arguments they were built with (for checkpoints)."""
+    """Models remember the keyword arguments they were built with (for checkpoints).
+
+    Subclasses register themselves in MODELS, so `build` can rebuild any of them by name.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        MODELS[cls.__name__] = cls
 
     def describe(self) -> dict:
         return {"model": type(self).__name__, **self.config}
@@ -123,9 +133,6 @@ class MLPVAE(VAE):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z).view(-1, *IMAGE_SHAPE)
-
-
-MODELS = {cls.__name__: cls for cls in (Autoencoder, MLPVAE)}
 
 
 def build(description: dict) -> nn.Module:

@@ -1,0 +1,1 @@
+"""Evaluating trained models: likelihood estimates and disentanglement scores."""
