@@ -28,10 +28,11 @@ data: install                           ## fetch and verify the datasets (Kuzush
 	$(PY) -m companion.data fetch all --allow-missing kmnist
 
 notebooks: install                      ## execute every notebook (COURSE_FAST=1 for the quick run)
-	PATH="$(abspath $(BIN)):$$PATH" $(PY) tools/nbtool.py execute
+	$(PY) tools/nbtool.py execute
 
-bench: install data                     ## the data-pipeline benchmark, results in bench/results/
+bench: install data                     ## the benchmarks, results in bench/results/
 	$(PY) bench/pipeline.py
+	$(PY) bench/conv.py
 
 install: $(STAMP)
 

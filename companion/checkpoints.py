@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+import companion.conv_vae  # noqa: F401  (registers the conv VAEs, so load() can rebuild them)
 from companion import settings
 from companion.data import ImageSet
 from companion.models import build
