@@ -57,6 +57,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
 
 
 def test_cache_key_changes_with_what_changes_the_result(monkeypatch):
+    monkeypatch.delenv("COURSE_FAST", raising=False)
     model, data = MLPVAE(2), tiny_data()
     key = cache_key(model, data, None, {"epochs": 2})
     assert key == cache_key(MLPVAE(2), data, None, {"epochs": 2, "lr": 1e-3})  # default filled in

@@ -18,7 +18,8 @@ from pathlib import Path
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # The same filter as pyproject's [tool.jupytext], passed explicitly: the CLI writes its own
 # version into the header otherwise, and the pairing would then depend on jupytext's version.
-TO_PY = ["jupytext", "--to", "py:percent", "--opt", "notebook_metadata_filter=kernelspec,-jupytext"]
+JUPYTEXT = [sys.executable, "-m", "jupytext"]  # the tools of the running environment, not PATH's
+TO_PY = JUPYTEXT + ["--to", "py:percent", "--opt", "notebook_metadata_filter=kernelspec,-jupytext"]
 
 
 def _sources(names: list[str]) -> list[Path]:
@@ -41,11 +42,11 @@ def strip(ipynb: Path) -> None:
 def execute(names: list[str]) -> int:
     for py in _sources(names):
         ipynb = py.with_suffix(".ipynb")
-        subprocess.run(["jupytext", "--to", "ipynb", "--update" if ipynb.exists() else "-q", str(py)],
+        subprocess.run(JUPYTEXT + ["--to", "ipynb", "--update" if ipynb.exists() else "-q", str(py)],
                        check=True)
         start = time.perf_counter()
         done = subprocess.run(
-            ["jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+            [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute", "--inplace",
              "--ExecutePreprocessor.timeout=-1", "--ExecutePreprocessor.kernel_name=python3",
              "--ExecutePreprocessor.record_timing=False",
              "--ExecutePreprocessor.store_widget_state=False", str(ipynb)], cwd=NOTEBOOKS)
