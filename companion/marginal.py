@@ -20,7 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from companion.divergences import gaussian_log_density
+from companion.evaluation.likelihood import log_weights as iwae_log_weights
 
 
 def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
@@ -43,11 +43,6 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     return logits @ x.T - F.softplus(logits).sum(1, keepdim=True)
 
 
-def _diag_log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag(exp(logvar))) summed over the last dimension."""
-    return gaussian_log_density(z, mu, logvar).sum(-1)
-
-
 @torch.no_grad()
 def log_weights(model, x: torch.Tensor, n_samples: int, proposal: str = "encoder",
                 generator: torch.Generator | None = None, chunk: int = 10_000,
@@ -64,18 +59,8 @@ def log_weights(model, x: torch.Tensor, n_samples: int, proposal: str = "encoder
         z = torch.randn(n_samples, model.latent_dim, generator=generator).to(device)  # [S, L]
         return torch.cat([bernoulli_log_likelihood(model.decode(part), x)               # [s, N]
                           for part in z.split(chunk)])
-    if proposal == "encoder":
-        mu, logvar = model.encode(x) if q is None else q                              # [N, L]
-        eps = torch.randn(n_samples, *mu.shape, generator=generator).to(device)       # [S, N, L]
-        rows = []
-        for part in eps.split(max(1, chunk // len(x))):
-            z = mu + (0.5 * logvar).exp() * part                                      # [s, N, L]
-            logits = model.decode(z.flatten(0, 1)).view(len(part), len(x), -1)        # [s, N, 784]
-            log_px_z = -F.binary_cross_entropy_with_logits(
-                logits, x.flatten(1).expand_as(logits), reduction="none").sum(-1)     # [s, N]
-            log_pz = _diag_log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
-            rows.append(log_px_z + log_pz - _diag_log_normal(z, mu, logvar))
-        return torch.cat(rows)
+    if proposal == "encoder":   # importance sampling: the IWAE weights of the evaluation module
+        return iwae_log_weights(model, x, n_samples, max(1, chunk // len(x)), generator, q)
     raise ValueError(f"proposal must be 'prior' or 'encoder', not {proposal!r}")
 
 

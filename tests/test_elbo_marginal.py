@@ -70,10 +70,9 @@ def _grayscale_bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torc
             + (1 - x) * torch.nn.functional.logsigmoid(-logits)).sum(-1)
 
 
-@pytest.mark.parametrize("proposal", ["prior", "encoder"])
-def test_chunks_do_not_change_the_result(proposal):
-    a = log_weights(VAE_1D, X, 50, proposal, torch.Generator().manual_seed(3), chunk=7)
-    b = log_weights(VAE_1D, X, 50, proposal, torch.Generator().manual_seed(3), chunk=10_000)
+def test_chunks_do_not_change_the_prior_estimate():
+    a = log_weights(VAE_1D, X, 50, "prior", torch.Generator().manual_seed(3), chunk=7)
+    b = log_weights(VAE_1D, X, 50, "prior", torch.Generator().manual_seed(3), chunk=10_000)
     assert torch.allclose(a, b, atol=1e-4)
 
 

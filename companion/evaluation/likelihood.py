@@ -34,9 +34,13 @@ class Estimate(NamedTuple):
 
 @torch.no_grad()
 def log_weights(model, x: torch.Tensor, k: int, chunk: int = 100,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) for k samples z_i ~ q(z|x); [k, N]."""
-    mu, logvar = model.encode(x)                                     # [N, L] each
+                generator: torch.Generator | None = None,
+                q: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) for k samples z_i ~ q(z|x); [k, N].
+
+    q = (mu, logvar) replaces the encoder's output, e.g. with a q optimised per image.
+    """
+    mu, logvar = model.encode(x) if q is None else q                 # [N, L] each
     std = torch.exp(0.5 * logvar)
     target = x.flatten(1)                                            # [N, 784]
     out = []
