@@ -1,24 +1,16 @@
 """The data-pipeline benchmark (bench/pipeline.py) in its quick mode, on a tiny subset."""
-import importlib.util
 import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
-
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "pipeline.py"
-
+from conftest import load_bench
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_pipeline", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module   # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield load_bench("pipeline")
+    del sys.modules["bench_pipeline"]
 
 
 def test_both_pipelines_start_from_the_same_weights(bench):

@@ -1,25 +1,16 @@
 """Checkpoints: round trip, refusal of a mismatched one, the train-or-load cache."""
 import pytest
 import torch
+from conftest import random_images
 
 from companion import checkpoints
 from companion.checkpoints import CheckpointMismatch, cache_key, load, save, train_or_load
-from companion.data import ImageSet
 from companion.models import MLPVAE, Autoencoder
 from companion.training import History
 
 
-@pytest.fixture
-def scratch(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
-    monkeypatch.delenv("COURSE_FAST", raising=False)
-    return tmp_path
-
-
 def tiny_data(n=256):
-    g = torch.Generator().manual_seed(0)
-    return ImageSet(torch.rand(n, 1, 28, 28, generator=g), torch.zeros(n, dtype=torch.long),
-                    tuple("0123456789"), f"random[{n}]")
+    return random_images(n)
 
 
 def test_round_trip_keeps_weights_and_history(tmp_path):

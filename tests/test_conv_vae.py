@@ -1,12 +1,11 @@
 """The conv VAEs of notebook 07, their helpers, the sample strip, the self-checks, the bench."""
-import importlib.util
 import json
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_bench, random_images
 from torch import nn
 
 from companion import checkpoints, sample_strip
@@ -14,13 +13,11 @@ from companion.checks import ExerciseError
 from companion.checks import conv_vae as checks
 from companion.conv_vae import (BADConvVAE, BatchNormConvVAE, ConvVAE, SimpleConvVAE,
                                 images_per_second, layer_shapes, parameter_count, side_by_side)
-from companion.data import ImageSet
 from companion.models import MODELS, VAE, build
 from companion.training import fit
 
 ALL = [SimpleConvVAE(3), BatchNormConvVAE(3), BatchNormConvVAE(3, width=8), BADConvVAE(3),
        BADConvVAE(3, dropout=0.0, upsample=True), ConvVAE(3), ConvVAE(3, channels=(8, 16))]
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "conv.py"
 
 
 def images(n=4):
@@ -102,17 +99,8 @@ def test_images_per_second_leaves_the_model_unchanged():
 
 # -- the sample strip ---------------------------------------------------------------------
 
-@pytest.fixture
-def scratch(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
-    monkeypatch.delenv("COURSE_FAST", raising=False)
-    return tmp_path
-
-
 def tiny_data(n=96):
-    g = torch.Generator().manual_seed(0)
-    return ImageSet(torch.rand(n, 1, 28, 28, generator=g), torch.zeros(n, dtype=torch.long),
-                    tuple("0123456789"), f"random[{n}]")
+    return random_images(n)
 
 
 def test_strip_is_taken_every_n_batches_and_cached(scratch, monkeypatch):
@@ -211,12 +199,8 @@ def test_upsample_decoder_check_rejects_typical_mistakes(make, hint):
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_conv", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module   # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield load_bench("conv")
+    del sys.modules["bench_conv"]
 
 
 def test_bench_quick_mode_writes_json_and_markdown(bench, tmp_path, monkeypatch):

@@ -1,0 +1,35 @@
+"""Fixtures shared by several test files."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from companion.data import ImageSet
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch):
+    """An empty data directory in full mode: the real data/ folder and its cache stay untouched."""
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    monkeypatch.delenv("COURSE_FAST", raising=False)
+    return tmp_path
+
+
+def random_images(n: int) -> ImageSet:
+    """n seeded random images with label 0: enough to train a model for a step or two."""
+    g = torch.Generator().manual_seed(0)
+    return ImageSet(torch.rand(n, 1, 28, 28, generator=g), torch.zeros(n, dtype=torch.long),
+                    tuple("0123456789"), f"random[{n}]")
+
+
+def load_bench(name: str):
+    """Import bench/<name>.py as a module (the benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module   # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
