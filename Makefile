@@ -13,7 +13,7 @@ endif
 PY := $(BIN)python
 STAMP := $(BIN).course-installed
 
-.PHONY: course test lab data notebooks bench install clean-cache
+.PHONY: course test lab data notebooks bench install clean-cache exercises html pretrain
 
 course: install data notebooks          ## set up, stage data, execute every notebook
 
@@ -21,8 +21,8 @@ test: install data                      ## unit tests + pairing check + strict n
 	COURSE_FAST=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/sanitize.cfg
 
-lab: install data                       ## JupyterLab on the notebooks
-	$(BIN)jupyter lab notebooks
+lab: install data                       ## JupyterLab on the repository (notebooks/, exercises/)
+	$(BIN)jupyter lab
 
 data: install                           ## fetch and verify the datasets (Kuzushiji-MNIST needs internet)
 	$(PY) -m companion.data fetch all --allow-missing kmnist
@@ -33,6 +33,15 @@ notebooks: install                      ## execute every notebook (COURSE_FAST=1
 bench: install data                     ## the benchmarks, results in bench/results/
 	$(PY) bench/pipeline.py
 	$(PY) bench/conv.py
+
+exercises: install                      ## learner copies in exercises/ (solutions stubbed, no outputs)
+	$(PY) tools/exercises.py build
+
+html: install                           ## the executed notebooks as web pages in site/ (index.html)
+	$(PY) tools/render_html.py
+
+pretrain: install data                  ## train and cache every model; time each notebook per mode
+	$(PY) tools/pretrain.py
 
 install: $(STAMP)
 

@@ -86,7 +86,7 @@ assert "not staged" not in (source_of("mnist"), source_of("fashion-mnist"))
 # |---|---|
 # | `make course` | creates `.venv`, installs the course, stages the data, executes every notebook (full mode) |
 # | `COURSE_FAST=1 make course` | the same with small subsets and few epochs: the whole course in minutes |
-# | `make lab` | opens JupyterLab on the `notebooks/` folder |
+# | `make lab` | opens JupyterLab on the repository: `notebooks/` to read, `exercises/` to work in |
 # | `make test` | unit tests, plus every notebook re-run in fast mode and compared with its stored outputs |
 # | `python -m companion.data fetch` | stages the datasets (`verify` re-checks their checksums, `info` lists the files) |
 #

@@ -1,0 +1,101 @@
+"""Render the executed notebooks as web pages, with an index page.
+
+    python tools/render_html.py [--out site] [NOTEBOOK ...]
+
+Each notebooks/NN_topic.ipynb becomes site/NN_topic.html with the outputs stored in it (nothing
+is re-executed), and site/index.html lists them by title. Open site/index.html in a browser:
+no server is needed and figures are embedded in the pages; the formulas are typeset by MathJax
+from a CDN (offline, they show as LaTeX source). The sliders of the interactive explorer need a
+running kernel, so the pages show the static figures only.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+INDEX = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 3rem auto; padding: 0 1rem;
+       line-height: 1.5; color: #222; }}
+li {{ margin: 0.4rem 0; }}
+.name {{ color: #777; font-family: monospace; font-size: 0.9em; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p>The course's notebooks with the outputs of their last full-mode run. To run them yourself,
+open them in JupyterLab (<code>make lab</code>).</p>
+<ul>
+{items}
+</ul>
+</body>
+</html>
+"""
+
+
+def title_of(nb: dict, fallback: str) -> str:
+    """The first Markdown heading of a notebook, without the leading '#'s."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for line in source.splitlines():
+            if line.startswith("#"):
+                return line.lstrip("#").strip()
+    return fallback
+
+
+def render(notebooks: list[Path], out: Path, title: str = "Variational Autoencoders, "
+           "from first principles") -> Path:
+    """Write one HTML page per notebook and an index.html linking them; return the index."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    out.mkdir(parents=True, exist_ok=True)
+    items = []
+    for ipynb in notebooks:
+        nb = nbformat.read(ipynb, as_version=4)
+        name = title_of(json.loads(ipynb.read_text()), ipynb.stem)
+        body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
+        page = out / f"{ipynb.stem}.html"
+        page.write_text(body, encoding="utf-8")
+        items.append(f'<li><a href="{page.name}">{html.escape(name)}</a> '
+                     f'<span class="name">{ipynb.stem}</span></li>')
+        print(f"{page.relative_to(out.parent) if out.parent in page.parents else page}", flush=True)
+    index = out / "index.html"
+    index.write_text(INDEX.format(title=html.escape(title), items="\n".join(items)),
+                     encoding="utf-8")
+    print(f"open {index}")
+    return index
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "site", help="output folder")
+    parser.add_argument("notebooks", nargs="*", help="names like 08_latent_arithmetic (all if none)")
+    args = parser.parse_args(argv)
+    if args.notebooks:
+        paths = [NOTEBOOKS / (Path(n).stem + ".ipynb") for n in args.notebooks]
+    else:
+        paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        print(f"no such notebook: {', '.join(missing)}")
+        return 1
+    render(paths, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
