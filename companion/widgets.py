@@ -67,7 +67,8 @@ class Panel:
     """A picture (`image`), a caption (`label`) and the controls that change them (`widget`)."""
 
     def __init__(self, controls: list[widgets.Widget]):
-        self.image = widgets.Image(format="png")
+        # flex-start: in the panel's column a picture would otherwise be stretched to full width
+        self.image = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))
         self.label = widgets.Label()
         self.widget = widgets.VBox([*controls, self.image, self.label])
         for control in controls:
