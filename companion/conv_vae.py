@@ -23,7 +23,7 @@ import time
 import torch
 from torch import nn
 
-from companion.models import VAE, check_images
+from companion.models import VAE, check_images, layer_outputs, parameter_count  # noqa: F401 (re-exported)
 from companion.training import make_optimizer, train_step
 
 LR = 3e-3   # the course ConvVAE's learning rate (Adam); the sources' 1e-3 converges slower
@@ -170,21 +170,13 @@ class ConvVAE(_ConvVAEBase):
 def layer_shapes(model: nn.Module, x: torch.Tensor, kinds: tuple[type, ...] = (nn.Module,)
                  ) -> list[str]:
     """One line per leaf layer of the given kinds, encoder then decoder: type and output shape."""
-    rows, hooks = [], []
-    for name, module in model.named_modules():
-        if not list(module.children()) and name and isinstance(module, kinds):
-            def hook(mod, inputs, out, name=name):
-                shape = "x".join(str(s) for s in out.shape[1:])
-                rows.append(f"{type(mod).__name__} {shape}")
-            hooks.append(module.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            mu, _ = model.encode(x)
-            model.decode(mu)
-    finally:
-        for h in hooks:
-            h.remove()
-    return rows
+    def encode_then_decode():
+        mu, _ = model.encode(x)
+        model.decode(mu)
+
+    return [f"{type(layer).__name__} {'x'.join(str(s) for s in shape[1:])}"
+            for _, layer, shape in layer_outputs(model, encode_then_decode)
+            if layer is not model and isinstance(layer, kinds)]
 
 
 def side_by_side(columns: dict[str, list[str]], width: int = 26) -> str:
@@ -194,11 +186,6 @@ def side_by_side(columns: dict[str, list[str]], width: int = 26) -> str:
               for title, lines in columns.items()]
     return "\n".join("".join(f"{cell:<{width}}" for cell in row).rstrip()
                      for row in zip(*padded))
-
-
-def parameter_count(model: nn.Module) -> int:
-    """Number of trainable numbers in model."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def images_per_second(model: VAE, x: torch.Tensor, steps: int = 10, warmup: int = 2,

@@ -9,6 +9,8 @@ References: Kingma & Welling 2013 (arXiv:1312.6114) for the VAE; the MLP sizes f
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -144,24 +146,34 @@ def build(description: dict) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-def summary(model: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
-    """Print and return the output shape of every leaf layer when model runs on x."""
+def parameter_count(model: nn.Module) -> int:
+    """Number of trainable numbers in model."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def layer_outputs(model: nn.Module, run: Callable[[], object]) -> list[tuple[str, nn.Module, tuple]]:
+    """(name, layer, output shape) of every leaf layer, in the order run() calls them."""
     rows, hooks = [], []
     for name, module in model.named_modules():
         if not list(module.children()):
             def hook(mod, inputs, out, name=name):
                 out = out[0] if isinstance(out, tuple) else out
-                rows.append((name or type(mod).__name__, tuple(out.shape)))
+                rows.append((name or type(mod).__name__, mod, tuple(out.shape)))
             hooks.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad():
-            model(x)
+            run()
     finally:
         for h in hooks:
             h.remove()
+    return rows
+
+
+def summary(model: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
+    """Print and return the output shape of every leaf layer when model runs on x."""
+    rows = [(name, shape) for name, _, shape in layer_outputs(model, lambda: model(x))]
     width = max(len(n) for n, _ in rows)
     for name, shape in rows:
         print(f"{name:<{width}}  {list(shape)}")
-    params = sum(p.numel() for p in model.parameters())
-    print(f"{'parameters':<{width}}  {params:,}")
+    print(f"{'parameters':<{width}}  {parameter_count(model):,}")
     return rows

@@ -190,13 +190,7 @@ def rotation(angle: float) -> torch.Tensor:
 
 
 def reference_rotate(model, angle):
-    r = rotation(angle)
-    rotated = copy.deepcopy(model)
-    with torch.no_grad():
-        rotated.encoder[-1].weight.copy_(r @ model.encoder[-1].weight)
-        rotated.encoder[-1].bias.copy_(r @ model.encoder[-1].bias)
-        rotated.decoder[0].weight.copy_(model.decoder[0].weight @ r.T)
-    return rotated
+    return rotate_in_place(copy.deepcopy(model), angle)
 
 
 def rotate_in_place(model, angle):
