@@ -13,7 +13,7 @@ endif
 PY := $(BIN)python
 STAMP := $(BIN).course-installed
 
-.PHONY: course test lab data notebooks bench install clean-cache exercises html pretrain
+.PHONY: course test lab data notebooks bench install clean-cache exercises html pretrain badges
 
 course: install data notebooks          ## set up, stage data, execute every notebook
 
@@ -42,6 +42,10 @@ html: install                           ## the executed notebooks as web pages i
 
 pretrain: install data                  ## train and cache every model; time each notebook per mode
 	$(PY) tools/pretrain.py
+
+badges: install                         ## Colab/Binder badges from pyproject's Repository URL
+	$(PY) tools/badges.py write
+	$(PY) tools/exercises.py build
 
 install: $(STAMP)
 
