@@ -115,7 +115,8 @@ def test_the_colab_cell_clones_once_and_imports_from_the_clone(tmp_path, monkeyp
         (Path(command[-1]) / "notebooks").mkdir(parents=True)
 
     colab = types.ModuleType("google.colab")
-    colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: widget_managers.append(1))
+    colab.output = types.SimpleNamespace(
+        enable_custom_widget_manager=lambda: widget_managers.append(1))
     monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
     monkeypatch.setitem(sys.modules, "google.colab", colab)
     monkeypatch.setattr(subprocess, "run", fake_run)
@@ -146,3 +147,17 @@ def test_nbval_skips_a_cell_tagged_nbval_skip(tmp_path):
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     assert done.returncode == 0, done.stdout[-2000:]
     assert "1 passed, 1 skipped" in done.stdout
+
+
+def test_the_learner_copies_badges_open_the_learner_copy():
+    exercises_spec = importlib.util.spec_from_file_location("exercises_tool",
+                                                            ROOT / "tools" / "exercises.py")
+    exercises = importlib.util.module_from_spec(exercises_spec)
+    exercises_spec.loader.exec_module(exercises)
+    nb = json.loads((ROOT / "notebooks" / "08_latent_arithmetic.ipynb").read_text())
+    cells = badges.badge_cells("someone", "vae-course", "08_latent_arithmetic.ipynb")
+    nb = badges.with_badges(nb, cells)
+    links = next(c for c in exercises.learner_copy(nb, "08")["cells"] if c.get("id") == "badges")
+    assert "blob/main/exercises/08_latent_arithmetic.ipynb" in links["source"]
+    assert "labpath=exercises%2F08_latent_arithmetic.ipynb" in links["source"]
+    assert "notebooks" not in links["source"]
