@@ -62,7 +62,8 @@ def badge_cells(owner: str, name: str, notebook: str) -> list[dict]:
     """The markdown cell with both badges and the Colab setup cell, for one notebook."""
     path = f"notebooks/{notebook}"
     colab = f"https://colab.research.google.com/github/{owner}/{name}/blob/{BRANCH}/{path}"
-    binder = f"https://mybinder.org/v2/gh/{owner}/{name}/{BRANCH}?labpath={path.replace('/', '%2F')}"
+    binder = (f"https://mybinder.org/v2/gh/{owner}/{name}/{BRANCH}"
+              f"?labpath={path.replace('/', '%2F')}")
     badges = (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
               f"({colab}) [![Binder](https://mybinder.org/badge_logo.svg)]({binder})")
     setup = COLAB_SETUP.format(name=name, url=f"https://github.com/{owner}/{name}")
