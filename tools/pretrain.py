@@ -71,7 +71,8 @@ def cell(result: dict | None, mode: str) -> str:
         return f"failed ({result['error']})"
     text = f"{result['seconds']:.0f} s"
     if mode == "full":
-        text += f" ({result['trained']} models trained)" if result["trained"] else " (was warm)"
+        n = result["trained"]
+        text += f" ({n} model{'s' * (n != 1)} cached)" if n else " (nothing cached)"
     return text
 
 
@@ -112,11 +113,17 @@ def main(argv: list[str]) -> int:
                f"Python {platform.python_version()}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     store.write_text(json.dumps({"machine": machine, "notebooks": results}, indent=1) + "\n")
-    text = (f"# Notebook run times\n\nWall-clock time of each notebook, executed end to end by "
-            f"`make pretrain` (kernel start included) on {machine}.\n\n{table(results)}\n")
-    (RESULTS / "timings.md").write_text(text)
+    write_markdown(machine, results)
     print("\n" + table(results))
     return 1 if failed else 0
+
+
+def write_markdown(machine: str, results: dict[str, dict[str, dict]]) -> None:
+    text = (f"# Notebook run times\n\nWall-clock time of each notebook, executed end to end by "
+            f"`make pretrain` (kernel start included) on {machine}. In brackets: how many models "
+            f"a cold run trained and added to the cache.\n\n"
+            f"{table(results)}\n")
+    (RESULTS / "timings.md").write_text(text)
 
 
 if __name__ == "__main__":

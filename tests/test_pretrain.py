@@ -1,0 +1,44 @@
+"""make pretrain: each mode reaches the kernel, and the timing table says what happened."""
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("pretrain_tool", ROOT / "tools" / "pretrain.py")
+pretrain = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(pretrain)
+
+
+def run(seconds, trained=0, error=None):
+    return {"seconds": seconds, "trained": trained, "error": error, "date": "2026-01-01"}
+
+
+def test_cells_say_what_was_trained_or_what_failed():
+    assert pretrain.cell(run(86.4, 3), "full") == "86 s (3 models cached)"
+    assert pretrain.cell(run(55.0, 1), "full") == "55 s (1 model cached)"
+    assert pretrain.cell(run(12.0, 0), "full") == "12 s (nothing cached)"
+    assert pretrain.cell(run(9.0, 2), "fast") == "9 s"
+    assert pretrain.cell(None, "warm") == "not measured"
+    assert pretrain.cell(run(3.0, 0, "CellExecutionError: boom"), "fast").startswith("failed (")
+
+
+def test_totals_only_when_every_notebook_ran_without_error():
+    results = {"00_a": {"fast": run(60), "full": run(120, 1)},
+               "01_b": {"fast": run(30), "full": run(1, 0, "KeyError: x")}}
+    last = pretrain.table(results).splitlines()[-1]
+    assert last == "| **all** | 1.5 min | — | — |"
+
+
+def test_each_mode_reaches_the_kernel(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    monkeypatch.delenv("COURSE_FAST", raising=False)
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "id": "a", "execution_count": None, "metadata": {}, "outputs": [],
+         "source": "import os\nassert os.environ.get('COURSE_FAST') == '1', 'not fast'"}]}
+    ipynb = tmp_path / "mode.ipynb"
+    ipynb.write_text(json.dumps(nb))
+    assert pretrain.execute(ipynb, "fast")["error"] is None
+    full = pretrain.execute(ipynb, "full")
+    assert "not fast" in full["error"] and full["trained"] == 0
+    assert "COURSE_FAST" not in os.environ   # restored for the next notebook
