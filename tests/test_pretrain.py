@@ -4,6 +4,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("pretrain_tool", ROOT / "tools" / "pretrain.py")
 pretrain = importlib.util.module_from_spec(spec)
@@ -42,3 +44,12 @@ def test_each_mode_reaches_the_kernel(tmp_path, monkeypatch):
     full = pretrain.execute(ipynb, "full")
     assert "not fast" in full["error"] and full["trained"] == 0
     assert "COURSE_FAST" not in os.environ   # restored for the next notebook
+
+
+def test_modes_and_notebooks_parse_apart():
+    args = pretrain.parse(["--modes", "fast,warm", "05_training_a_vae", "08_latent_arithmetic"])
+    assert args.modes == ["fast", "warm"]
+    assert args.notebooks == ["05_training_a_vae", "08_latent_arithmetic"]
+    assert pretrain.parse([]).modes == ["fast", "full", "warm"]
+    with pytest.raises(SystemExit):
+        pretrain.parse(["--modes", "fast,cold"])

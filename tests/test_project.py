@@ -46,3 +46,9 @@ def test_readme_make_commands_dry_run():
     for target in sorted(set(re.findall(r"\bmake ([a-z-]+)", (ROOT / "README.md").read_text()))):
         done = subprocess.run(["make", "-n", target], cwd=ROOT, capture_output=True, text=True)
         assert done.returncode == 0, f"make -n {target}: {done.stderr}"
+
+
+def test_readme_timings_are_the_measured_ones():
+    measured = (ROOT / "bench" / "results" / "timings.md").read_text().split("\n\n", 2)[2]
+    assert measured.strip() in (ROOT / "README.md").read_text(), (
+        "README's timing table differs from bench/results/timings.md: copy the table across")

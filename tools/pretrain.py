@@ -1,7 +1,7 @@
 """Train and cache every model the course uses, and time each notebook in each mode.
 
-    python tools/pretrain.py                                  # all notebooks, modes fast full warm
-    python tools/pretrain.py --modes fast warm 05_training_a_vae 08_latent_arithmetic
+    python tools/pretrain.py                                  # all notebooks, modes fast,full,warm
+    python tools/pretrain.py --modes fast,warm 05_training_a_vae 08_latent_arithmetic
 
 Modes: `fast` runs a notebook with COURSE_FAST=1; `full` runs it in full mode, training and
 caching in <data>/checkpoints/ every model that is not cached yet (cold on a fresh machine:
@@ -29,9 +29,10 @@ COLUMNS = {"fast": "fast", "full": "full (cold)", "warm": "full (warm cache)"}
 
 
 def checkpoint_files() -> set[str]:
+    """The cached models (not the sample strips that notebook 07 caches beside them)."""
     from companion import settings
     folder = settings.data_dir() / "checkpoints"
-    return {p.name for p in folder.glob("*.pt")} if folder.exists() else set()
+    return {p.name for p in folder.glob("*.pt") if "-strip" not in p.name}
 
 
 def execute(ipynb: Path, mode: str) -> dict:
@@ -91,12 +92,25 @@ def table(results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
+def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--modes", type=_modes, default=list(MODES),
+                        help="comma-separated, from fast,full,warm (default: all three)")
     parser.add_argument("--fresh", action="store_true", help="forget earlier measurements")
     parser.add_argument("notebooks", nargs="*", help="names like 05_training_a_vae (all if none)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose from {','.join(MODES)}")
+    return modes
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
     names = [Path(n).stem for n in args.notebooks] or [
         p.stem for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))]
     store = RESULTS / "timings.json"
