@@ -26,8 +26,8 @@
 #
 # **Prerequisites:** Python and a first contact with PyTorch tensors. No earlier notebook.
 #
-# **Time to run:** about 15–30 s in fast mode and 20–35 s in full mode on a 2-core CPU
-# (this notebook trains nothing).
+# **Time to run:** about 15 s in fast mode and in full mode on a quiet 2-core CPU (this
+# notebook trains nothing). `bench/results/timings.md` has the measured times of every notebook.
 
 # %% [markdown]
 # ## Setup

@@ -27,9 +27,9 @@
 # **Prerequisites.** Python and PyTorch basics: tensors, `nn.Module`, one optimizer step.
 # No earlier notebook.
 #
-# **Run time** on two CPU cores: under half a minute in fast mode (`COURSE_FAST=1`); one to two
-# minutes in full mode the first time, when three networks train, and about half a
-# minute afterwards, when they load from the cache in `data/checkpoints/`.
+# **Time to run:** about 10 s in fast mode (`COURSE_FAST=1`). In full mode about 1.5 minutes
+# on a quiet 2-core CPU the first time, when three networks train, and about 10 s afterwards,
+# when they load from the cache in `data/checkpoints/`.
 
 # %%
 import copy

@@ -29,9 +29,9 @@
 # $q_\phi(z\mid x)$ you will differentiate here), and `loss.backward()` from any PyTorch
 # introduction.
 #
-# **Time to run:** about 30 s in fast mode and 2 to 3 minutes in full mode on a 2-core laptop
-# CPU, most of it spent training the two small VAEs of section 7; they are cached, so a second
-# full run takes well under a minute.
+# **Time to run:** under 10 s in fast mode. In full mode under half a minute on a quiet 2-core
+# CPU the first time, most of it training the two small VAEs of section 7, and under 10 s
+# afterwards, when they load from the cache.
 
 # %% [markdown]
 # ## Setup

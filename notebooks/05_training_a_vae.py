@@ -28,10 +28,10 @@
 # **Prerequisites:** 01 (autoencoders, `fit`), 02 (the ELBO), 03 (the reparameterization
 # trick), 04 (the KL term).
 #
-# **Time to run:** under a minute in fast mode. In full mode about 2–3 minutes on a 2-core CPU
-# once the trained models are cached (most of it the likelihood estimates of section 6). The
-# first full run also trains five VAEs: allow about 25 minutes, 15 of them for the 50-epoch
-# model of section 6.
+# **Time to run:** about 10 s in fast mode. In full mode about 8 minutes on a quiet 2-core CPU
+# the first time, when five VAEs train (most of it the 50-epoch model of section 6), and about
+# 70 s afterwards, when they load from the cache (most of it the likelihood estimates of
+# section 6).
 
 # %% [markdown]
 # ## Setup

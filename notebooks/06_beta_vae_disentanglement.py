@@ -27,9 +27,9 @@
 # **Prerequisites.** 02 (the ELBO), 03 (the reparameterization trick), 04 (the KL term) and 05
 # (training a VAE with `fit`).
 #
-# **Run time** on two CPU cores: about half a minute in fast mode (`COURSE_FAST=1`); in full
-# mode three to four minutes the first time, when thirteen small VAEs train, and under a
-# minute afterwards, when they load from the cache in `data/checkpoints/`.
+# **Time to run:** about 10 s in fast mode (`COURSE_FAST=1`). In full mode about 1.5 minutes on
+# a quiet 2-core CPU the first time, when thirteen small VAEs train, and about 10 s afterwards,
+# when they load from the cache in `data/checkpoints/`.
 
 # %%
 import matplotlib.pyplot as plt

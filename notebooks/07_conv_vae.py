@@ -28,9 +28,9 @@
 # reparameterization trick) and 04 (the KL term). Notebook 05's MLP VAE is retrained here, so
 # you need not have run it.
 #
-# **Time to run:** about 30 s in fast mode and 6–9 minutes in full mode on a busy 2-core CPU
-# (almost all of it training six small VAEs; a second run loads them from the cache and takes
-# under a minute).
+# **Time to run:** about 20 s in fast mode. In full mode about 2.5 minutes on a quiet 2-core
+# CPU the first time, when six VAEs train, and about 20 s afterwards, when they load from
+# the cache.
 
 # %% [markdown]
 # ## Setup

@@ -28,8 +28,8 @@
 # **Prerequisites:** 01 (autoencoders, latent codes, kNN in latent space), 02–04 (the VAE, its
 # prior $\mathcal N(0, I)$, the encoder's $\mu$ and $\log\sigma^2$).
 #
-# **Time to run:** about half a minute in fast mode; about 5 minutes in full mode on a 2-core
-# CPU the first time (two VAEs train), under a minute once they are cached in
+# **Time to run:** about 10 s in fast mode. In full mode about 1.5 minutes on a quiet 2-core
+# CPU the first time, when two VAEs train, and about 10 s afterwards, once they are cached in
 # `data/checkpoints/`.
 
 # %% [markdown]
