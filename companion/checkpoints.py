@@ -5,9 +5,9 @@ describes the model (class and sizes), the training settings and the history. It
 with ``torch.load(..., weights_only=True)``, which unpickles tensors and plain containers
 only, so opening a checkpoint from someone else cannot run their code.
 
-`train_or_load` keys a cache under ``<data>/checkpoints/`` by a hash of everything that
-changes the result (model, training settings, dataset, fast/full mode): a notebook run a
-second time loads its models instead of training them again.
+`train_or_load` keys a cache under ``<data>/checkpoints/`` by a hash of the model's
+description, the training settings, the datasets and the fast/full mode (not the initial
+weights): a notebook run a second time loads its models instead of training them again.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import companion.conv_vae  # noqa: F401  (registers the conv VAEs, so load() can
 from companion import settings
 from companion.data import ImageSet
 from companion.models import build
-from companion.training import History, fit
+from companion.training import History, check_device, fit
 
 FORMAT = 1
 FIT_SIGNATURE = inspect.signature(fit)  # fills in fit's defaults, so explicit == omitted
@@ -87,7 +87,13 @@ def cache_key(model, data: ImageSet, test_data: ImageSet | None, fit_kwargs: dic
 
 def train_or_load(model, data: ImageSet, test_data: ImageSet | None = None,
                   **fit_kwargs) -> History:
-    """Load model weights from the cache if this exact training ran before; else train and save."""
+    """Load model weights from the cache if this exact training ran before; else train and save.
+
+    The key covers the architecture, the training settings, the data and the mode, but not the
+    initial weights: a model built after a different torch.manual_seed gets the cached one. To
+    retrain it, run `make clean-cache` (or delete its file under <data>/checkpoints/).
+    """
+    check_device(model, data, test_data)   # before a cache hit, too: it would load silently
     key = cache_key(model, data, test_data, fit_kwargs)
     path = settings.data_dir() / "checkpoints" / f"{type(model).__name__}-{key}.pt"
     if path.exists():

@@ -108,6 +108,24 @@ def evaluate(model, data: ImageSet, beta: float = 1.0, likelihood: str = "bernou
     return LossParts(*(s.item() / len(data) for s in sums))
 
 
+def check_device(model, *datasets: ImageSet | None) -> None:
+    """Raise a clear RuntimeError when the model's weights and the data are on different devices.
+
+    One comparison per dataset, made once before training: without it the first forward pass
+    fails deep inside PyTorch with a message about tensors on two devices.
+    """
+    param = next(model.parameters(), None)
+    if param is None:
+        return
+    for data in datasets:
+        if data is not None and data.images.device != param.device:
+            raise RuntimeError(
+                f"The model is on {param.device} but the data are on {data.images.device}: "
+                "move the model with model.to(settings.device()) before training "
+                "(companion.data.load puts the data on settings.device(); an ImageSet "
+                "moves with data.to(device)).")
+
+
 def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 1e-3,
         batch_size: int = 128, test_data: ImageSet | None = None, likelihood: str = "bernoulli",
         seed: int = 0, warmup_epochs: float = 0.0, dynamic_binarization: bool = False,
@@ -117,8 +135,10 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
 
     beta weights the KL term; with warmup_epochs > 0 it ramps linearly from 0 to beta over
     that many epochs (KL warm-up). precision: see `train_step`. on_batch(model, step) is
-    called every `every` batches.
+    called every `every` batches. The model and the data must be on the same device (see
+    `check_device`).
     """
+    check_device(model, data, test_data)
     torch.manual_seed(seed)
     batches = Batches(data, batch_size, shuffle=True, seed=seed,
                       dynamic_binarization=dynamic_binarization)

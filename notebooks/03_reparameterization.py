@@ -52,6 +52,7 @@ from companion.losses import bernoulli_nll, kl_divergence
 from companion.models import MLPVAE, VAE
 
 companion.setup(seed=0, datasets=["mnist"])
+device = settings.device()          # where load() puts the data; models go there too
 # Where the data came from differs between machines (hence no output check); it must be staged.
 assert source_of("mnist") != "not staged"
 
@@ -93,7 +94,7 @@ assert mu.grad == 0 and logvar.grad == 0
 
 # %%
 x = load("mnist", "test").images[:64]                    # [64, 1, 28, 28]
-vae = MLPVAE(latent_dim=20, hidden=400)
+vae = MLPVAE(latent_dim=20, hidden=400).to(device)       # on the data's device
 mu, logvar = vae.encode(x)                               # [64, 20] each
 z = Normal(mu, torch.exp(0.5 * logvar)).sample()         # the plain draw
 bernoulli_nll(vae.decode(z), x).mean().backward()
@@ -556,7 +557,7 @@ train = load("mnist", "train").subset(settings.pick(10_000, 2_000))
 models, histories = {}, {}
 for name, cls in [("correct", MLPVAE), ("no exp", NoExpVAE)]:
     torch.manual_seed(0)                                      # the same starting weights
-    models[name] = cls(latent_dim=20, hidden=200)
+    models[name] = cls(latent_dim=20, hidden=200).to(device)
     histories[name] = train_or_load(models[name], train, epochs=settings.pick(3, 1), progress=False)
     print(f"{name}: training loss per epoch {[round(v, 1) for v in histories[name].loss]}")
 final = [h.loss[-1] for h in histories.values()]
@@ -645,7 +646,6 @@ assert failed
 # %%
 z = VAE.reparameterize(cpu_mu, cpu_logvar)
 print("inputs on", cpu_mu.device, "-> z on", z.device)
-device = settings.device()
 assert VAE.reparameterize(cpu_mu.to(device), cpu_logvar.to(device)).device.type == device.type
 
 

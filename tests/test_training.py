@@ -1,7 +1,8 @@
-"""fit(): learning, determinism, warm-up, callbacks, the NaN guard and Ctrl-C."""
+"""fit(): learning, determinism, warm-up, callbacks, the NaN guard, Ctrl-C and devices."""
 import pytest
 import torch
 
+from companion.checkpoints import train_or_load
 from companion.data import ImageSet, load
 from companion.models import MLPVAE, Autoencoder
 from companion.training import TrainingDiverged, evaluate, fit
@@ -91,3 +92,21 @@ def test_ctrl_c_keeps_the_last_finished_epoch(mnist):
     assert history.epochs == 1
     assert same(weights(model), snapshots[8])
     assert not same(weights(model), snapshots[12])
+
+
+def test_model_and_data_on_different_devices_fail_early_with_a_clear_message(mnist, scratch):
+    # "meta" tensors have a device but no memory: a second device without a GPU.
+    train, test = mnist
+    on_meta = MLPVAE(2).to("meta")
+    with pytest.raises(RuntimeError, match=r"model is on meta but the data are on cpu: move "
+                                           r"the model with model\.to\(settings\.device\(\)\)"):
+        fit(on_meta, train, epochs=1, progress=False)
+    with pytest.raises(RuntimeError, match="model is on meta but the data are on cpu"):
+        train_or_load(on_meta, train, epochs=1, progress=False)      # through the cache, too
+    assert not (scratch / "checkpoints").exists()                      # nothing was saved
+    train_or_load(MLPVAE(2), train, epochs=1, progress=False)            # now it is cached
+    with pytest.raises(RuntimeError, match="model is on meta but the data are on cpu"):
+        train_or_load(MLPVAE(2).to("meta"), train, epochs=1, progress=False)   # a cache hit
+    meta_test = test.to("meta")
+    with pytest.raises(RuntimeError, match="model is on cpu but the data are on meta"):
+        fit(MLPVAE(2), train, epochs=1, test_data=meta_test, progress=False)   # test data too
