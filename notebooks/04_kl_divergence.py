@@ -385,8 +385,9 @@ print(f"KL at log sigma^2 = -6: {kl_univariate(torch.tensor(0.0), torch.tensor(-
 #
 # > **Pitfall: $+(\log\sigma^2 + 1)$ where $-(\log\sigma^2 + 1)$ belongs.** The 2022 slides
 # > this course draws on derive the right formula, then code it with the last bracket *added*
-# > instead of subtracted. Nothing crashes; the loss just optimises something else. Here is that
-# > slip, written as a function.
+# > instead of subtracted. Nothing crashes; the loss just optimises something else. Here is the
+# > sign slip, written as a function. (The same code holds a second slip; it comes at the end of
+# > this section.)
 
 # %%
 def kl_sign_slip(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -454,17 +455,54 @@ for name, path, fn in [("correct", right_path, kl_univariate),
 assert right_path[-1].abs().max() < 1e-3                       # the prior, found
 assert slipped_path[-1, 1] < -10 and kl_sign_slip(*slipped_path[-1]) < 0   # runs off, "KL" < 0
 
+
 # %% [markdown]
 # **The fix** is the minus sign, `0.5 * (mu**2 + logvar.exp() - logvar - 1)`, and a habit that
 # would have caught the slip at once: evaluate your KL at the prior ($\mu = 0$,
 # $\log\sigma^2 = 0$), where it must be exactly 0, and compare it with `torch.distributions` on
 # a few random inputs, as in section 2.
+#
+# You need both tests, because the slides' code has a second slip that the first test misses.
+# Their encoder layer outputs $\log\sigma^2$ (their sampling step takes $\sigma$ as `exp` of half
+# of it), yet their `KLLoss` squares `exp` of that same output: $(\sigma^2)^2 = \sigma^4$ where
+# $\sigma^2$ belongs. At the prior $\sigma^4 = \sigma^2 = 1$, so this slip alone still gives 0
+# there. Run both tests on each version: the squared variance alone, and the code as the slides
+# have it, with both slips.
+
+# %%
+def kl_squared_variance(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """The second slip alone: exp(logvar) squared, sigma^4 where sigma^2 belongs. Not a KL."""
+    return 0.5 * (mu**2 + logvar.exp() ** 2 - logvar - 1)
+
+
+def kl_as_in_slides(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Both slips, as the slides' KLLoss computes it: (mu^2 + sigma^4 + log sigma^2 + 1) / 2."""
+    return 0.5 * (mu**2 + logvar.exp() ** 2 + logvar + 1)
+
+
+gen = torch.Generator().manual_seed(3)
+mu_r, logvar_r = torch.randn(2, 1000, generator=gen, dtype=torch.float64)   # random inputs
+reference_kl = D.kl_divergence(D.Normal(mu_r, (0.5 * logvar_r).exp()), D.Normal(0.0, 1.0))
+origin = torch.zeros((), dtype=torch.float64)                             # mu = log sigma^2 = 0
+verdicts = {}
+for name, fn in [("correct", kl_univariate), ("sign slip", kl_sign_slip),
+                 ("squared variance", kl_squared_variance), ("as in the slides", kl_as_in_slides)]:
+    at_zero = fn(origin, origin).item() == 0
+    agrees = torch.allclose(fn(mu_r, logvar_r), reference_kl)
+    verdicts[name] = (at_zero, agrees)
+    print(f"{name:<16}  0 at the prior: {at_zero!s:<5}  agrees with torch.distributions: {agrees}")
+assert verdicts == {"correct": (True, True), "sign slip": (False, False),
+                    "squared variance": (True, False), "as in the slides": (False, False)}
+
+# %% [markdown]
+# The test at the prior catches the sign slip but lets the squared variance through; the
+# comparison with `torch.distributions` catches every version that is not the KL.
 
 # %% [markdown]
 # ## 7. Pitfall: `nn.KLDivLoss` wants log-probabilities
 #
 # > **Pitfall: "my KLDivLoss is going negative".** The same slides tried PyTorch's built-in
-# > `nn.KLDivLoss` first, saw it return negative values, and wrote their own (with the slip
+# > `nn.KLDivLoss` first, saw it return negative values, and wrote their own (with the slips
 # > above). The built-in is not broken; it has an unusual contract. `KLDivLoss()(input, target)`
 # > computes $\sum_k \text{target}_k\,(\log \text{target}_k - \text{input}_k)$: the **input must
 # > already be log-probabilities**, the target plain probabilities, and the result is
@@ -633,11 +671,11 @@ assert summed_parts.total < mean_parts.total                      # and so does 
 assert (mean_dims > 0.01).sum() <= LATENT // 4 < (summed_dims > 0.01).sum()
 
 # %% [markdown]
-# With the mean reductions the KL is pushed almost to zero and nearly every latent dimension
-# goes inactive: the encoder gives up describing the image, because each nat of information
-# costs forty times what it should. The reconstruction term pays for it, and so does the real
-# ELBO. This is **posterior collapse**, caused here by nothing but a default argument. The
-# pictures make it plain.
+# With the mean reductions the KL is pushed almost to zero and the latent dimensions go
+# inactive (in the full-mode run printed above, every one of them): the encoder gives up
+# describing the image, because each nat of information costs forty times what it should.
+# The reconstruction term pays for it, and so does the real ELBO. This is **posterior
+# collapse**, caused here by nothing but a default argument. The pictures make it plain.
 
 # %%
 x8 = test_set.images[:8]
@@ -668,7 +706,8 @@ plt.show()
 
 # %% [markdown]
 # Each bar is one latent dimension's share of the KL. With sums, the information spreads over
-# many dimensions; with means, almost every bar falls below the dotted line.
+# many dimensions; with means, the bars fall below the dotted line (in a full-mode run, all
+# of them).
 #
 # **The fix:** sum inside each example, over pixels and over latent dimensions, and take the
 # mean over the batch only — the convention of `companion.losses`
@@ -757,7 +796,8 @@ checks.check_effective_beta(effective_beta)
 # * As a loss term it is a pull toward the prior, $\mu \to 0$ and $\sigma \to 1$, that balances
 #   the reconstruction term's push toward spread-out, noiseless codes.
 # * Check any KL at the prior (it must be 0) and against a reference: a sign slip turns the pull
-#   into a slide toward $\sigma = 0$ with a loss that falls forever.
+#   into a slide toward $\sigma = 0$ with a loss that falls forever, and a squared variance
+#   ($\sigma^4$ for $\sigma^2$) passes the first test and fails only the second.
 # * `nn.KLDivLoss` takes log-probabilities as input and computes KL(target ‖ input); and
 #   "mean" reductions silently act as a large β, collapsing the latent code.
 #
@@ -775,7 +815,7 @@ checks.check_effective_beta(effective_beta)
 #   (2015) — posterior collapse, the KL driven to zero.
 # * PyTorch documentation, `torch.nn.KLDivLoss` — the input/target contract and `batchmean`.
 # * Source documents of this course: the 2022 slides "Variational Autoencoder" (the
-#   step-by-step derivation of the diagonal-Gaussian KL, and the sign slip and `KLDivLoss`
-#   puzzle turned into pitfalls here); "10 Days of Grad" by Bogdan Penkovsky, day 9, and a
-#   2018 ML journal-club notebook on VAEs (a KL term next to a reconstruction summed over
-#   pixels).
+#   step-by-step derivation of the diagonal-Gaussian KL, and the sign slip, the squared
+#   variance and the `KLDivLoss` puzzle turned into pitfalls here); "10 Days of Grad" by
+#   Bogdan Penkovsky, day 9, and a 2018 ML journal-club notebook on VAEs (a KL term next to a
+#   reconstruction summed over pixels).
