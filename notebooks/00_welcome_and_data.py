@@ -214,15 +214,16 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Look at the backgrounds and the strokes: MNIST digits are solid ink on an empty
-# background, while Fashion-MNIST has textures and shades of grey all over each garment.
+# The image grids of this course draw a pixel value of 0 (the background) as white and 1 (full
+# ink) as black. Look at the backgrounds and the strokes: MNIST digits are solid ink on an
+# empty background, while Fashion-MNIST has textures and shades of grey all over each garment.
 
 # %% [markdown]
 # ## Pixel statistics
 #
 # Numbers make that impression precise. For each dataset: the mean and standard deviation of
-# all pixels, the share of pixels that are exactly black (0) or exactly white (1), and the
-# share of clearly grey ones (strictly between 0.1 and 0.9).
+# all pixels, the share of pixels that are exactly 0 (background) or exactly 1 (full ink),
+# and the share of clearly grey ones (strictly between 0.1 and 0.9).
 #
 # A shortcut keeps this fast: a pixel can take only 256 values, $k / 255$ for
 # $k = 0, \dots, 255$. Count how many of the 47 million training pixels take each value — one
@@ -239,12 +240,12 @@ def value_shares(images: torch.Tensor) -> torch.Tensor:
 
 
 def pixel_stats(share: torch.Tensor) -> dict[str, float]:
-    """Mean, std and the shares of black, white and grey pixels, from the value shares."""
+    """Mean, std and the shares of pixels at exactly 0, at exactly 1, and grey, from the shares."""
     mean = (share * VALUES).sum()
     std = (share * (VALUES - mean) ** 2).sum().sqrt()
     grey = share[(VALUES > 0.1) & (VALUES < 0.9)].sum()
-    return {"mean": mean.item(), "std": std.item(), "black": share[0].item(),
-            "white": share[-1].item(), "grey": grey.item()}
+    return {"mean": mean.item(), "std": std.item(), "zeros": share[0].item(),
+            "ones": share[-1].item(), "grey": grey.item()}
 
 
 # %%
@@ -257,10 +258,10 @@ some = train["mnist"].images[:1000].double()                     # the shortcut 
 direct = pixel_stats(value_shares(some))                           # the direct computation
 assert abs(direct["mean"] - some.mean()) < 1e-7
 assert abs(direct["std"] - some.std(unbiased=False)) < 1e-7
-assert direct["black"] == (some == 0).double().mean()
+assert direct["zeros"] == (some == 0).double().mean()
 
 # %% [markdown]
-# Two things to take from the table. MNIST is nearly black and white: most pixels are exactly
+# Two things to take from the table. MNIST is nearly binary: most pixels are exactly
 # 0 and few are grey, while Fashion-MNIST has several times as many grey pixels. And the
 # MNIST mean and standard deviation are the famous `Normalize((0.1307,), (0.3081,))` constants
 # that you will meet in countless PyTorch tutorials:
@@ -304,7 +305,7 @@ assert ("kmnist" in train) != ("kmnist" in missing)
 # ## Why pixels must lie in $[0, 1]$
 #
 # The VAEs of this course model each pixel $x_i$ as a coin flip: the decoder outputs a
-# probability $p_i$ that the pixel is white, and the likelihood of a whole image is
+# probability $p_i$ that the pixel is ink (1), and the likelihood of a whole image is
 #
 # $$ p(x \mid z) = \prod_{i=1}^{784} p_i^{\,x_i} (1 - p_i)^{1 - x_i}, \qquad
 #    -\log p(x \mid z) = -\sum_{i=1}^{784} \big[ x_i \log p_i + (1 - x_i) \log (1 - p_i) \big]. $$
@@ -322,7 +323,7 @@ def bce(p: torch.Tensor, x: float) -> torch.Tensor:
 
 
 p = torch.linspace(1e-4, 1 - 1e-4, 9999, dtype=torch.float64)
-after_normalize = (1 - 0.1307) / 0.3081           # a white pixel after Normalize(0.1307, 0.3081)
+after_normalize = (1 - 0.1307) / 0.3081           # a full-ink pixel after Normalize(0.1307, 0.3081)
 fig, ax = plt.subplots(figsize=(6.5, 4))
 for x in [0.0, 0.3, 1.0, after_normalize]:
     ax.plot(p, bce(p, x), label=f"pixel x = {x:.2f}")
@@ -380,7 +381,7 @@ for value in [0.0, 0.3, 1.0, after_normalize]:
 # > MNIST with `Normalize((0.1307,), (0.3081,))`. The 2018 journal-club notebook that this
 # > course draws on kept that line and trained a VAE with BCE on it: its reported "loss" went
 # > negative and kept falling. Here is why, without training anything: a decoder that simply
-# > grows more confident (logits $\pm L$, white where the original pixel is above 0.5) gets an
+# > grows more confident (logits $\pm L$, ink where the original pixel is above 0.5) gets an
 # > ever better "loss" on normalised data.
 
 # %%
@@ -418,18 +419,18 @@ print(raw.dtype, tuple(raw.shape), "values from", raw.min().item(), "to", raw.ma
 
 # %% [markdown]
 # > **Pitfall: doing arithmetic on `uint8`.** Integer pixels are not numbers you can
-# > average or brighten safely: the mean refuses to run, and adding to a white pixel wraps
-# > around to black.
+# > average or add to safely: the mean refuses to run, and adding to a full-ink pixel (255)
+# > wraps around to almost no ink.
 
 # %%
 try:
     raw.mean()
 except RuntimeError as err:
     print("RuntimeError:", str(err).split(".")[0])
-white = raw[0].max()                                          # a white pixel: 255
-print("uint8:", white.item(), "+ 10 =", (white + 10).item())  # 265 wraps around to 9
-print("float:", white.item() / 255, "+ 10/255 =", ((white.float() + 10) / 255).clamp(max=1).item())
-assert (white + 10).item() == 9
+ink = raw[0].max()                                            # a full-ink pixel: 255
+print("uint8:", ink.item(), "+ 10 =", (ink + 10).item())      # 265 wraps around to 9
+print("float:", ink.item() / 255, "+ 10/255 =", ((ink.float() + 10) / 255).clamp(max=1).item())
+assert (ink + 10).item() == 9
 
 
 # %% [markdown]

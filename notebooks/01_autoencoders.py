@@ -24,8 +24,8 @@
 # 5. explain why decoding random codes from a plain autoencoder fails: holes and an arbitrary
 #    scale. This is the problem the variational autoencoder of the next notebooks solves.
 #
-# **Prerequisites.** Python and PyTorch basics: tensors, `nn.Module`, one optimizer step.
-# No earlier notebook.
+# **Prerequisites.** Notebook 00 (the data, and why a Bernoulli loss needs pixels in
+# $[0, 1]$); Python and PyTorch basics: tensors, `nn.Module`, one optimizer step.
 #
 # **Time to run:** about 10 s in fast mode (`COURSE_FAST=1`). In full mode about 1.5 minutes
 # on a quiet 2-core CPU the first time, when three networks train, and about 10 s afterwards,
@@ -145,9 +145,10 @@ baselines = {"mean image (0 numbers)": squared_error_on_test(pixel_mean.view(1, 
 # look like $x$, and everything the decoder needs has to pass through $L$ numbers. You will
 # use $L = 2$ throughout, so that you can draw the latent space.
 #
-# Here is the network of "10 Days of Grad" (784-400-$L$-400-784), written out in full. The
-# decoder ends with one *logit* per pixel; $\sigma(\text{logit})$, the sigmoid, turns it
-# into a pixel intensity in $[0, 1]$.
+# Here is the 784-400-$L$-400-784 network of "10 Days of Grad", written out in full, with
+# one change: the source puts a ReLU on the code as well, and this course leaves the code
+# layer linear, so a code can take any real value. The decoder ends with one *logit* per
+# pixel; $\sigma(\text{logit})$, the sigmoid, turns it into a pixel intensity in $[0, 1]$.
 
 # %%
 class TinyAutoencoder(nn.Module):
@@ -255,9 +256,9 @@ plt.show()
 
 # %% [markdown]
 # PCA gives grey ghosts that share a rough outline. The autoencoder's reconstructions are
-# sharper and mostly the right digit, but two numbers cannot hold everything: some digits
-# come back as a similar-looking class, and the particular style of the writing (a curl, an
-# open loop) is mostly lost.
+# sharper, but only about half of them are clearly the right digit. Two numbers cannot hold
+# everything: the other digits come back as a similar-looking class or a blur, and the
+# particular style of the writing (a curl, an open loop) is mostly lost.
 #
 # ## 4. The latent space
 #
@@ -378,11 +379,12 @@ plt.show()
 # strokes come out. From here on you will use the Bernoulli model, as the VAEs of the later
 # notebooks do.
 #
-# > **Pitfall: a "loss" that goes negative.** The BCE formula assumes $0 \le x_i \le 1$.
-# > Image pipelines often *standardise* pixels instead, $x \mapsto (x - \text{mean}) /
-# > \text{std}$, which maps ink to about $+2.8$ and background to about $-0.4$. The 2018
-# > journal-club notebook fed such data to BCE and printed an epoch loss of about −19 000.
-# > Reproduce it on 2 000 images and three epochs:
+# > **Pitfall: a "loss" that goes negative.** The BCE formula assumes $0 \le x_i \le 1$
+# > (notebook 00 showed why, without training anything). Image pipelines often *standardise*
+# > pixels instead, $x \mapsto (x - \text{mean}) / \text{std}$, which maps ink to about
+# > $+2.8$ and background to about $-0.4$. The 2018 journal-club notebook fed such data to
+# > BCE and printed an epoch loss of about −19 000. Reproduce it on 2 000 images and three
+# > epochs:
 
 # %% tags=["nbval-ignore-output"]
 small = train.subset(2_000)
@@ -442,8 +444,19 @@ assert min(fixed.loss) > 0 and fixed.loss[-1] < fixed.loss[0]
 
 # %% [markdown]
 # Positive and decreasing, as a negative log-likelihood should be. How low *can* it go? Not to
-# zero: a grey pixel always costs something. Exercise 1 asks you for the exact floor.
-#
+# zero: notebook 00 (its exercise 3) showed that no decoder can bring an image's BCE below
+# the entropy of its pixels, $\sum_i H(x_i)$. Compare the Bernoulli autoencoder with that
+# floor; the gap is what the two-number bottleneck costs.
+
+# %% tags=["nbval-ignore-output"]
+entropy = -(torch.xlogy(test.images, test.images)                      # H(x_i) per pixel,
+            + torch.xlogy(1 - test.images, 1 - test.images))          # 0 log 0 counts as 0
+floor = entropy.flatten(1).sum(1).mean().item()     # notebook 00's floor, mean over the test set
+test_bce = evaluate(ae_bce, test, likelihood="bernoulli").total
+print(f"test BCE {test_bce:.1f} nats per image; floor {floor:.1f}; gap {test_bce - floor:.1f}")
+assert test_bce > floor > 0
+
+# %% [markdown]
 # ## 6. Can a plain autoencoder generate?
 #
 # The decoder turns any two numbers into an image. So why not pick random codes, decode them,
@@ -465,13 +478,13 @@ assert inside < 0.9
 
 # %% [markdown]
 # Nothing in the training asked the codes to have any particular size, and they do not look
-# like draws from $\mathcal N(0, I)$. "10 Days of Grad" noticed the same thing, large
-# values coming out of an encoder with unbounded ReLU units, and suggested a `tanh` to bound
-# them.
+# like draws from $\mathcal N(0, I)$. "10 Days of Grad" also got large codes, blamed the
+# unbounded ReLU that its encoder puts on the code, and suggested a `tanh` instead. This
+# course's code layer has no ReLU, and its codes still reach large values, negative ones too.
 #
-# In fact **the scale of the codes is arbitrary**. Multiply the encoder's last layer by $c$,
-# so every code becomes $c\,z$, and divide the weights of the decoder's first layer by $c$.
-# The decoder's first layer computes $W z + b$, and $(W / c)(c\,z) + b = W z + b$: the twin
+# The deeper reason is that **the scale of the codes is arbitrary**. Multiply the encoder's
+# last layer by $c$, so every code becomes $c\,z$, and divide the weights of the decoder's
+# first layer by $c$. That layer computes $W z + b$, and $(W / c)(c\,z) + b = W z + b$: the twin
 # network reconstructs every image exactly as before, so it has exactly the same loss. The
 # training objective cannot prefer one scale over another.
 
@@ -569,10 +582,11 @@ show_images(images, nrow=8, labels=[f"class {k}" for k in range(10)],
 plt.show()
 
 # %% [markdown]
-# Many rows look right, some samples are the wrong digit, and some are smudges. Measure it on
-# more samples: how many land in a hole, and how many land among codes of the class they
-# were drawn for (a 10-nearest-neighbour vote among the training codes)? Compare with real
-# test codes, which set the ceiling.
+# Only a few rows show their own digit most of the time. In other rows many samples come out
+# as a neighbouring digit, and some are smudges. Measure it on more samples: how many land
+# in a hole, and how many land among codes of the class they were drawn for (a
+# 10-nearest-neighbour vote among the training codes)? Compare with real test codes, which
+# set the ceiling.
 
 # %% tags=["nbval-ignore-output"]
 z, wanted = gaussians.sample(200, generator=torch.Generator().manual_seed(3))
@@ -586,10 +600,11 @@ assert hole_rate > real_holes and right_class < real
 
 
 # %% [markdown]
-# Samples from the class Gaussians land in holes more often than real codes do, and land
-# among the wrong class more often too. The reason is visible in the scatter plot: the codes
-# of a class do not form an elliptical blob but long or bent shapes pressed against other
-# classes, so a Gaussian fitted to them spills into empty space and into the neighbours.
+# Samples from the class Gaussians land in holes more often than real codes do, and only
+# about half of them land among their own class, clearly fewer than real codes do. The reason
+# is visible in the scatter plot: the codes of a class do not form an elliptical blob but
+# long or bent shapes pressed against other classes, so a Gaussian fitted to them spills into
+# empty space and into the neighbours.
 #
 # **The lesson.** A plain autoencoder learns codes that are good for reconstruction and
 # nothing else. Their scale is arbitrary, their shape is whatever the training found, and
@@ -600,35 +615,67 @@ assert hole_rate > real_holes and right_class < real
 #
 # ## 7. Exercises
 #
-# ### Exercise 1: the floor of the Bernoulli loss
+# ### Exercise 1: the Bernoulli loss from logits
 #
-# The BCE of an image is smallest when the decoder predicts every pixel exactly,
-# $\sigma(a_i) = x_i$. Write `bce_floor(x)` that returns, for a batch of images
-# `[N, 1, 28, 28]` with pixels in $[0, 1]$, that smallest possible loss for each image (a
-# tensor of shape `[N]`, in nats). Careful at pixels that are exactly 0 or 1, where the
-# formula contains $0 \log 0$, which is $0$ by convention.
+# Section 5 said that `bernoulli_nll` computes the BCE from the logits and never takes the log
+# of 0. Write that computation yourself, without torch's BCE functions:
+# `bce_from_logits(logits, x)` takes logits and images, both `[N, 1, 28, 28]`, and returns the
+# BCE of each image, $-\sum_i \big[x_i \log\sigma(a_i) + (1 - x_i)\log(1 - \sigma(a_i))\big]$,
+# in nats, shape `[N]`. It must stay exact for logits as large as $\pm 200$, where
+# $\sigma(a)$ rounds to exactly 0 or 1 in float32, and its gradient with respect to the
+# logits must still be $\sigma(a) - x$ there.
+#
+# Hint: $\log\sigma(a) = a - \log(1 + e^{a})$ and $\log(1 - \sigma(a)) = -\log(1 + e^{a})$,
+# so one pixel costs $\log(1 + e^{a}) - x\,a$. Compute $\log(1 + e^{a})$ as
+# $\max(a, 0) + \log(1 + e^{-|a|})$ (`torch.log1p`), whose exponent is never positive, or
+# with `torch.nn.functional.softplus`.
 
 # %% tags=["solution"]
-def bce_floor(x: torch.Tensor) -> torch.Tensor:
-    entropy = -(torch.xlogy(x, x) + torch.xlogy(1 - x, 1 - x))   # xlogy(0, 0) = 0
-    return entropy.flatten(1).sum(dim=1)
+def bce_from_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x | logits) for Bernoulli pixels, summed over the pixels of each image: [N]."""
+    softplus = logits.clamp(min=0) + torch.log1p(torch.exp(-logits.abs()))   # log(1 + e^a)
+    return (softplus - x * logits).flatten(1).sum(dim=1)
 
 
 # %%
-from companion.checks.autoencoders import check_bce_floor  # noqa: E402
+from companion.checks.autoencoders import check_bce_from_logits  # noqa: E402
 
-check_bce_floor(bce_floor)
+check_bce_from_logits(bce_from_logits)
 
 # %% [markdown]
-# With the floor you can say how far the Bernoulli model is from perfect reconstruction: the
-# gap is what the two-number bottleneck costs.
+# Why the care? Run the trained Bernoulli autoencoder on the test set and score it three
+# ways: with your function, with the sigmoid first and then the logs, and with the same
+# plus $10^{-10}$ inside each log, the guard that "10 Days of Grad" uses.
 
 # %% tags=["nbval-ignore-output"]
-floor = bce_floor(test.images).mean().item()
-test_bce = evaluate(ae_bce, test, likelihood="bernoulli").total
-print(f"test BCE {test_bce:.1f} nats per image; floor {floor:.1f}; gap {test_bce - floor:.1f}")
-assert test_bce > floor > 0
+with torch.no_grad():
+    logits = ae_bce(test.images)                                        # [N_TEST, 1, 28, 28]
+exact = bce_from_logits(logits, test.images)                            # [N_TEST]
+assert torch.allclose(exact, bernoulli_nll(logits, test.images), rtol=1e-4, atol=1e-2)
+p, ink = torch.sigmoid(logits), test.images
+shortcuts = {"sigmoid, then log": -(ink * p.log() + (1 - ink) * (1 - p).log()),
+             "sigmoid, then log(. + 1e-10)": -(ink * (p + 1e-10).log()
+                                               + (1 - ink) * (1 - p + 1e-10).log())}
+print(f"the decoder's logits range from {logits.min():.1f} to {logits.max():.1f}")
+broken, error = {}, {}
+for name, per_pixel in shortcuts.items():
+    loss = per_pixel.flatten(1).sum(1)                                  # [N_TEST]
+    broken[name] = (~loss.isfinite()).sum().item()
+    error[name] = (loss - exact)[loss.isfinite()].abs().max().item()
+    print(f"{name:29s} {broken[name]:4d} images get an infinite or NaN loss, "
+          f"the others are off by up to {error[name]:.1f} nats")
+if TRAINED:   # a decoder trained this long is sure enough of some pixels to break both
+    assert broken["sigmoid, then log"] > 0
+    assert broken["sigmoid, then log(. + 1e-10)"] == 0 and error["sigmoid, then log(. + 1e-10)"] > 1
 
+
+# %% [markdown]
+# The decoder is so sure about some background pixels that their logits lie far below zero,
+# where $\sigma(a)$ is exactly 0 in float32. The first shortcut then takes $\log 0$, and the
+# loss of the whole image becomes infinite, or NaN where a blank pixel makes it $0 \cdot
+# \log 0$. The $10^{-10}$ keeps every number finite, but it caps what one confidently wrong
+# pixel can cost at $-\log 10^{-10} \approx 23$ nats, so some images are scored too low, by up
+# to the number printed. Working from the logits avoids both problems.
 
 # %% [markdown]
 # ### Exercise 2: rotate the latent space
@@ -673,7 +720,9 @@ check_rotate_codes(rotate_codes, ae_bce, test.images[:64])
 # - Squared error assumes Gaussian pixels; the Bernoulli loss (BCE from logits) fits MNIST's
 #   nearly black-and-white pixels and keeps its gradient where the sigmoid saturates.
 # - BCE needs targets in $[0, 1]$. Standardised pixels make it unbounded below, and the
-#   "loss" goes negative. Its true floor is the pixels' entropy, which is positive.
+#   "loss" goes negative. Its true floor is the pixels' entropy (notebook 00), which is positive.
+# - Compute BCE from the logits, $\log(1 + e^{a}) - x\,a$: taking the sigmoid first breaks down
+#   where the decoder is confident.
 # - A plain autoencoder is not a generator: its codes have an arbitrary scale (and rotation),
 #   leave holes in the latent space, and do not follow any distribution you could sample.
 #
@@ -693,6 +742,7 @@ check_rotate_codes(rotate_codes, ae_bce, test.images[:64])
 #   probes", arXiv:1610.01644.
 # - Source documents whose ideas this notebook reuses: Bogdan Penkovsky, "10 Days of Grad",
 #   day 9 "Roaming the latent space" (the 784-400-$L$-400-784 autoencoder, $L = 2$, the note
-#   on large ReLU codes); a 2018 ML journal-club notebook on variational autoencoders (the
-#   784-100-2-100-784 autoencoder with squared error, the latent scatter plot, sampling from
-#   per-class Gaussians, and the negative loss from standardised data fed to BCE).
+#   on large ReLU codes, the $10^{-10}$ inside the BCE's logs); a 2018 ML journal-club
+#   notebook on variational autoencoders (the 784-100-2-100-784 autoencoder with squared
+#   error, the latent scatter plot, sampling from per-class Gaussians, and the negative loss
+#   from standardised data fed to BCE).

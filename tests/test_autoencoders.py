@@ -8,7 +8,7 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from companion.checks import ExerciseError
-from companion.checks.autoencoders import check_bce_floor, check_rotate_codes
+from companion.checks.autoencoders import check_bce_from_logits, check_rotate_codes
 from companion.data import ImageSet
 from companion.latent import (ClassGaussians, encode_all, fit_class_gaussians, grid,
                               knn_classify, linear_probe, nearest_distance)
@@ -147,39 +147,69 @@ def test_linear_probe_ignores_features_that_are_constant_in_training():
     assert linear_probe(train_x, train_y, test_x, test_y) == 1.0
 
 
-# --- exercise 1: the floor of the Bernoulli loss ----------------------------------------------
+# --- exercise 1: the Bernoulli loss from logits -----------------------------------------------
 
-def reference_bce_floor(x: torch.Tensor) -> torch.Tensor:
-    return -(torch.xlogy(x, x) + torch.xlogy(1 - x, 1 - x)).flatten(1).sum(dim=1)
-
-
-def test_the_floor_is_the_smallest_bernoulli_nll():
-    x = random_images(3).clamp(0.01, 0.99)
-    floor = reference_bce_floor(x)
-    assert torch.allclose(bernoulli_nll(torch.logit(x), x), floor, rtol=1e-4)
-    g = torch.Generator().manual_seed(1)
-    for _ in range(5):
-        other = torch.logit(x) + 0.3 * torch.randn(x.shape, generator=g)
-        assert (bernoulli_nll(other, x) > floor).all()
+def reference_bce_from_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    softplus = logits.clamp(min=0) + torch.log1p(torch.exp(-logits.abs()))   # log(1 + e^a)
+    return (softplus - x * logits).flatten(1).sum(dim=1)
 
 
-def test_check_bce_floor_accepts_the_reference(capsys):
-    check_bce_floor(reference_bce_floor)
-    assert "Correct" in capsys.readouterr().out
+def test_reference_bce_from_logits_is_bernoulli_nll_even_for_huge_logits():
+    x = random_images(3)
+    for scale in (3.0, 300.0):
+        logits = scale * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+        got = reference_bce_from_logits(logits, x)
+        assert torch.isfinite(got).all()
+        assert torch.allclose(got, bernoulli_nll(logits, x), rtol=1e-5)
+
+
+def test_check_bce_from_logits_accepts_correct_answers(capsys):
+    check_bce_from_logits(reference_bce_from_logits)
+    check_bce_from_logits(lambda a, x: (torch.nn.functional.softplus(a) - x * a).flatten(1).sum(1))
+    check_bce_from_logits(lambda a, x: -(x * torch.nn.functional.logsigmoid(a) + (1 - x)
+                                         * torch.nn.functional.logsigmoid(-a)).flatten(1).sum(1))
+    assert capsys.readouterr().out.count("Correct") == 3
+
+
+def naive(a, x):
+    p = torch.sigmoid(a)
+    return -(x * p.log() + (1 - x) * (1 - p).log()).flatten(1).sum(1)
+
+
+def with_epsilon(a, x):
+    p = torch.sigmoid(a)
+    return -(x * (p + 1e-10).log() + (1 - x) * (1 - p + 1e-10).log()).flatten(1).sum(1)
+
+
+def with_where(a, x):
+    softplus = torch.where(a > 0, a + torch.log1p(torch.exp(-a)), torch.log1p(torch.exp(a)))
+    return (softplus - x * a).flatten(1).sum(1)
+
+
+def in_place(a, x):
+    loss = reference_bce_from_logits(a, x)
+    a.abs_()                                   # the caller's logits are now changed
+    return loss
 
 
 @pytest.mark.parametrize("wrong, hint", [
-    (lambda x: -(x * x.log() + (1 - x) * (1 - x).log()).flatten(1).sum(1), "0 \\* log 0"),
-    (lambda x: -reference_bce_floor(x), "wrong sign"),
-    (lambda x: reference_bce_floor(x) / math.log(2), "bits"),
-    (lambda x: reference_bce_floor(x) / 784, "mean over pixels"),
-    (lambda x: reference_bce_floor(x).sum(), "one number per image"),
-    (lambda x: reference_bce_floor(x).tolist(), "should return a tensor"),
-    (lambda x: reference_bce_floor(x.clamp(0.1, 0.9)), "differs from the expected value"),
+    (naive, "not finite"),
+    (lambda a, x: (torch.log(1 + torch.exp(a)) - x * a).flatten(1).sum(1), "overflows"),
+    (with_epsilon, "far too small"),
+    (lambda a, x: reference_bce_from_logits(a.clamp(-20, 20), x), "far too small"),
+    (lambda a, x: -reference_bce_from_logits(a, x), "wrong sign"),
+    (lambda a, x: reference_bce_from_logits(a, x) / 784, "mean over pixels"),
+    (lambda a, x: reference_bce_from_logits(-a, x), "probability of background"),
+    (lambda a, x: reference_bce_from_logits(a, x).sum(), "one number per image"),
+    (lambda a, x: reference_bce_from_logits(a, x).tolist(), "should return a tensor"),
+    (lambda a, x: reference_bce_from_logits(a, x.round()), "differs from the expected value"),
+    (lambda a, x: reference_bce_from_logits(a, x).detach(), "No gradient flows"),
+    (with_where, "torch.where"),
+    (in_place, "changed the logits"),
 ])
-def test_check_bce_floor_rejects_typical_mistakes(wrong, hint):
+def test_check_bce_from_logits_rejects_typical_mistakes(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
-        check_bce_floor(wrong)
+        check_bce_from_logits(wrong)
 
 
 # --- exercise 2: rotating the latent space ------------------------------------------------------

@@ -5,47 +5,83 @@ import math
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 
 from companion.checks import expect, passed
 
 
-def _entropy_floor(x: torch.Tensor) -> torch.Tensor:
-    """Sum over pixels of the binary entropy of each pixel value, in nats. Shape [N]."""
-    return -(torch.xlogy(x, x) + torch.xlogy(1 - x, 1 - x)).flatten(1).sum(1)
+def _bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The reference: BCE from logits, summed over the pixels of each image, in float64. [N]"""
+    logits, x = logits.double(), x.double()
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
 
-def check_bce_floor(bce_floor: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Exercise 1: the smallest Bernoulli NLL (BCE) any decoder can reach, per image."""
+def _cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, logits, images) in float32: ordinary logits, then confident ones."""
     g = torch.Generator().manual_seed(0)
     grey = torch.rand(4, 1, 28, 28, generator=g)
-    binary = (grey > 0.5).float()
-    mixed = torch.where(torch.rand(grey.shape, generator=g) < 0.5, binary, grey)
-    for name, x in [("grey", grey), ("half black-and-white", mixed), ("black-and-white", binary)]:
-        out = bce_floor(x.clone())
-        expect(isinstance(out, torch.Tensor), f"bce_floor should return a tensor, got {type(out)}.")
+    x = torch.where(torch.rand(grey.shape, generator=g) < 0.5, (grey > 0.5).float(), grey)
+    ordinary = 3 * torch.randn(x.shape, generator=g)
+    sure = 200 * torch.sign(torch.randn(x.shape, generator=g))           # +-200, half of them wrong
+    return [("ordinary logits", ordinary, x), ("logits of +-200", sure, x)]
+
+
+def check_bce_from_logits(bce_from_logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                          ) -> None:
+    """Exercise 1: the Bernoulli NLL of each image from logits, exact even for huge logits."""
+    for name, logits, x in _cases():
+        given = logits.clone()
+        out = bce_from_logits(given, x.clone())
+        expect(torch.equal(given, logits),
+               "bce_from_logits changed the logits it was given. Do not modify its inputs in "
+               "place (no clamp_, abs_ or mul_ on them); work on new tensors.")
+        expect(isinstance(out, torch.Tensor),
+               f"bce_from_logits should return a tensor, got {type(out).__name__}.")
         expect(out.shape == (len(x),),
-               f"bce_floor should return one number per image, shape [{len(x)}], got "
+               f"bce_from_logits should return one number per image, shape [{len(x)}], got "
                f"{list(out.shape)}. Sum over the pixels of each image: .flatten(1).sum(dim=1).")
         expect(bool(torch.isfinite(out).all()),
-               f"On {name} images your floor is not finite. At a pixel that is exactly 0 or 1 "
-               "the formula has 0 * log 0, which torch computes as nan; it should count as 0. "
-               "torch.xlogy(x, x) does exactly that.")
-        want = _entropy_floor(x)
-        if want.abs().sum() > 0:
-            expect(not torch.allclose(out, -want, rtol=1e-4),
-                   "Your floor is negative: it has the wrong sign. A loss is -log p, and the "
-                   "entropy -sum(x log x + (1-x) log(1-x)) is >= 0.")
-            expect(not torch.allclose(out, want / math.log(2), rtol=1e-4),
-                   "Your floor is in bits (log base 2). The course measures losses in nats: "
-                   "use the natural logarithm, torch.log or torch.xlogy.")
-            expect(not torch.allclose(out, want / 784, rtol=1e-4),
-                   "Your floor is a mean over pixels; the loss sums over the 784 pixels.")
-        expect(torch.allclose(out, want, rtol=1e-4, atol=1e-3),
-               f"On {name} images your floor differs from the expected value (first image: "
-               f"{out[0].item():.3f} instead of {want[0].item():.3f}). The floor is the BCE at "
-               "sigma(a) = x: -sum over pixels of [x log x + (1 - x) log(1 - x)].")
-    passed("the floor is the entropy of the pixels: zero for black-and-white images, "
-           "positive as soon as a pixel is grey.")
+               f"With {name} your loss is not finite. In float32, sigmoid(a) is exactly 1 for "
+               "a above about 17 and exactly 0 for a below about -104, so log(sigmoid(a)) or "
+               "log(1 - sigmoid(a)) is -inf; exp(a) itself overflows above about 88. Write one "
+               "pixel's loss as log(1 + e^a) - x * a and compute log(1 + e^a) as "
+               "max(a, 0) + log1p(exp(-|a|)).")
+        want, got = _bce(logits, x), out.double()
+        expect(not torch.allclose(got, -want, rtol=1e-4),
+               "Your loss has the wrong sign. It is a negative log-likelihood: "
+               "-[x log sigma(a) + (1 - x) log(1 - sigma(a))], which is >= 0.")
+        expect(not torch.allclose(got, want / 784, rtol=1e-4),
+               "Your loss is a mean over pixels; the BCE of an image sums over its 784 pixels.")
+        expect(not torch.allclose(got, _bce(-logits, x), rtol=1e-4),
+               "Your loss treats sigmoid(a) as the probability of background. The logit a "
+               "gives the probability of ink: p = sigmoid(a), and a pixel x = 1 costs -log p.")
+        if name == "logits of +-200":
+            expect(bool((got > want - 100).all()),
+                   "With logits of +-200 your loss is far too small (first image: "
+                   f"{got[0].item():.0f} nats instead of {want[0].item():.0f}). A pixel that is "
+                   "ink but gets logit -200 must cost 200 nats. A small constant added inside "
+                   "the log, or logits clamped to a range, caps what a wrong pixel can cost.")
+        expect(torch.allclose(got, want, rtol=1e-4, atol=1e-2),
+               f"With {name} your loss differs from the expected value (first image: "
+               f"{got[0].item():.3f} instead of {want[0].item():.3f} nats). One pixel costs "
+               "log(1 + e^a) - x * a.")
+    for name, logits, x in _cases():
+        a = logits.clone().requires_grad_()
+        out = bce_from_logits(a, x.clone())
+        expect(out.requires_grad,
+               "No gradient flows back to the logits. Compute the loss with torch operations "
+               "on the logits, without .detach(), .item() or numpy.")
+        grad, = torch.autograd.grad(out.sum(), a)
+        expect(bool(torch.isfinite(grad).all()),
+               f"With {name} your values are right but the gradient is NaN or infinite. "
+               "torch.where computes both branches, and the gradient of the branch it drops "
+               "(exp(a) overflowing to inf) still turns into NaN. Use "
+               "max(a, 0) + log1p(exp(-|a|)), where no exponent is positive.")
+        expect(torch.allclose(grad, torch.sigmoid(logits) - x, atol=1e-4),
+               f"With {name} your gradient with respect to the logits is not sigmoid(a) - x. "
+               "Check that no step cuts the gradient, such as a clamp on the logits.")
+    passed("the BCE from logits, log(1 + e^a) - x a, is exact and has the gradient "
+           "sigmoid(a) - x even where the sigmoid itself rounds to 0 or 1.")
 
 
 def _rotation(angle: float) -> torch.Tensor:
