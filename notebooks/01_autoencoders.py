@@ -663,7 +663,7 @@ for name, per_pixel in shortcuts.items():
     broken[name] = (~loss.isfinite()).sum().item()
     error[name] = (loss - exact)[loss.isfinite()].abs().max().item()
     print(f"{name:29s} {broken[name]:4d} images get an infinite or NaN loss, "
-          f"the others are off by up to {error[name]:.1f} nats")
+          f"the others are off by up to {error[name]:.2g} nats")
 if TRAINED:   # a decoder trained this long is sure enough of some pixels to break both
     assert broken["sigmoid, then log"] > 0
     assert broken["sigmoid, then log(. + 1e-10)"] == 0 and error["sigmoid, then log(. + 1e-10)"] > 1
