@@ -26,9 +26,9 @@ def random_images(n: int) -> ImageSet:
                     tuple("0123456789"), f"random[{n}]")
 
 
-def load_bench(name: str):
-    """Import bench/<name>.py as a module (the benchmarks are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+def load_script(folder: str, name: str):
+    """Import <folder>/<name>.py as a module (bench/ and tools/ hold scripts, not packages)."""
+    spec = importlib.util.spec_from_file_location(f"{folder}_{name}", ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module   # dataclasses look their module up while it loads
     spec.loader.exec_module(module)

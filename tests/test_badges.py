@@ -1,5 +1,4 @@
 """Colab/Binder badges: written from pyproject's URL, idempotent, paired, and a no-op off Colab."""
-import importlib.util
 import json
 import os
 import shutil
@@ -9,11 +8,10 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("badges_tool", ROOT / "tools" / "badges.py")
-badges = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(badges)
+badges = load_script("tools", "badges")
 sys.path.insert(0, str(ROOT / "tools"))
 from nbtool import TO_PY  # noqa: E402
 
@@ -150,10 +148,7 @@ def test_nbval_skips_a_cell_tagged_nbval_skip(tmp_path):
 
 
 def test_the_learner_copies_badges_open_the_learner_copy():
-    exercises_spec = importlib.util.spec_from_file_location("exercises_tool",
-                                                            ROOT / "tools" / "exercises.py")
-    exercises = importlib.util.module_from_spec(exercises_spec)
-    exercises_spec.loader.exec_module(exercises)
+    exercises = load_script("tools", "exercises")
     nb = json.loads((ROOT / "notebooks" / "08_latent_arithmetic.ipynb").read_text())
     cells = badges.badge_cells("someone", "vae-course", "08_latent_arithmetic.ipynb")
     nb = badges.with_badges(nb, cells)

@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import load_bench
+from conftest import load_script
 
 @pytest.fixture(scope="module")
 def bench():
-    yield load_bench("pipeline")
+    yield load_script("bench", "pipeline")
     del sys.modules["bench_pipeline"]
 
 

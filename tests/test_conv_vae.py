@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import load_bench, random_images
+from conftest import load_script, random_images
 from torch import nn
 
 from companion import checkpoints, sample_strip
@@ -199,7 +199,7 @@ def test_upsample_decoder_check_rejects_typical_mistakes(make, hint):
 
 @pytest.fixture(scope="module")
 def bench():
-    yield load_bench("conv")
+    yield load_script("bench", "conv")
     del sys.modules["bench_conv"]
 
 

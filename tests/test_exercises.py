@@ -1,17 +1,15 @@
 """Learner copies: stubs keep signatures and docstrings, outputs are cleared, copies are current."""
 import ast
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("exercises_tool", ROOT / "tools" / "exercises.py")
-exercises = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(exercises)
+exercises = load_script("tools", "exercises")
 
 SOLUTION = '''import math
 

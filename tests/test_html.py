@@ -1,13 +1,11 @@
 """`make html`: one page per notebook, with its stored outputs, and an index that links them."""
-import importlib.util
 import json
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("render_html", ROOT / "tools" / "render_html.py")
-render_html = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(render_html)
+from conftest import load_script
+
+render_html = load_script("tools", "render_html")
 
 
 def tiny_notebook(path: Path) -> Path:

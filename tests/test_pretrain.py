@@ -1,15 +1,11 @@
 """make pretrain: each mode reaches the kernel, and the timing table says what happened."""
-import importlib.util
 import json
 import os
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("pretrain_tool", ROOT / "tools" / "pretrain.py")
-pretrain = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(pretrain)
+pretrain = load_script("tools", "pretrain")
 
 
 def run(seconds, trained=0, error=None):
