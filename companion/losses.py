@@ -7,8 +7,9 @@ scale -- both are log-densities of the whole image -- so beta = 1 means the real
 mean over pixels would shrink the reconstruction term 784-fold against the KL and silently
 change beta. The batch mean makes the learning rate independent of the batch size.
 
-References: Kingma & Welling 2013 (arXiv:1312.6114), appendix B, for the closed-form KL;
-Higgins et al. 2017 for beta.
+The KL term is `companion.gaussians.kl_divergence`, the closed form against N(0, I).
+
+Reference: Higgins et al. 2017 for beta.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from companion.gaussians import gaussian_log_density, kl_divergence
 
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -31,22 +34,13 @@ def squared_error(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def gaussian_nll(logits: torch.Tensor, x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """-log N(x; sigmoid(logits), sigma^2 I): squared error / (2 sigma^2) + a constant. Shape [N]."""
-    d = x[0].numel()
-    return squared_error(logits, x) / (2 * sigma**2) + d * math.log(sigma * math.sqrt(2 * math.pi))
+    logvar = torch.full_like(x, 2 * math.log(sigma))
+    return -gaussian_log_density(x, torch.sigmoid(logits), logvar).flatten(1).sum(1)
 
 
 def rmse(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Root mean squared error per image (the loss of seed 003's conv VAE). Shape [N]."""
+    """Root mean squared error per image (the loss of the conv VAE in the VAE slides). Shape [N]."""
     return (torch.sigmoid(logits) - x).pow(2).flatten(1).mean(1).sqrt()
-
-
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL( N(mu, diag(exp(logvar))) || N(0, I) ) summed over latent dimensions. Shape [N].
-
-    Per dimension: 0.5 * (mu^2 + sigma^2 - log sigma^2 - 1), which is >= 0 and is 0 only
-    at mu = 0, sigma = 1.
-    """
-    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)
 
 
 RECONSTRUCTION = {"bernoulli": bernoulli_nll, "mse": squared_error}

@@ -1,8 +1,15 @@
 """The training loop: `fit(model, data, ...) -> History`, for autoencoders and VAEs alike.
 
-Adam with lr 1e-3 and betas (0.9, 0.999), as in every source document. The loop guards
-against a loss that turns NaN or infinite (it stops before that step touches the weights)
-and against Ctrl-C (it keeps the weights of the last finished epoch).
+Adam with lr 1e-3 and betas (0.9, 0.999): the settings of the Hasktorch tutorial, the R torch
+book and the journal-club notebook's VAE (the slides do not show theirs). The loop guards
+against targets a Bernoulli likelihood cannot model (checked once per dataset), against a loss
+that turns NaN or infinite (it stops before that step touches the weights) and against Ctrl-C
+(it keeps the weights of the last finished epoch and marks the History as interrupted).
+
+Callbacks: `fit(..., on_batch=f, every=k)` calls f(model, step) before the first batch
+(step 0) and after every k batches. `SampleStrip` is such a callback: it decodes the same
+latent points each time, so you can watch a VAE learn (an idea from the R torch book's VAE
+chapter, which samples every 50 batches).
 """
 from __future__ import annotations
 
@@ -17,8 +24,7 @@ from tqdm.auto import tqdm
 
 from companion.data import Batches, ImageSet
 from companion.losses import RECONSTRUCTION, LossParts, elbo_loss
-from companion.models import VAE
-
+from companion.models import eval_mode
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -33,14 +39,20 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class History:
-    """Per-epoch averages of the training loss and its parts, and of the test loss."""
+    """Per-epoch averages of the training loss and its parts, and of the test loss.
+
+    `loss` is what was minimised, at the beta of each batch (lower during KL warm-up);
+    `full_beta_loss` and the test numbers always use the final beta, so they compare.
+    """
     loss: list[float] = field(default_factory=list)
     reconstruction: list[float] = field(default_factory=list)
     kl: list[float] = field(default_factory=list)
+    full_beta_loss: list[float] = field(default_factory=list)   # reconstruction + beta * kl
     test_loss: list[float] = field(default_factory=list)   # negative test ELBO when beta = 1
     test_reconstruction: list[float] = field(default_factory=list)
     test_kl: list[float] = field(default_factory=list)
     images_per_s: list[float] = field(default_factory=list)
+    interrupted: bool = False   # Ctrl-C stopped training before the last epoch
 
     @property
     def epochs(self) -> int:
@@ -54,9 +66,49 @@ class History:
         return cls(**d)
 
 
+class SampleStrip:
+    """A callback for `fit` that decodes the same n points z ~ N(0, I) at every call.
+
+    The points come from a private generator seeded with `seed`, and decoding happens in eval
+    mode without gradients, so the weights are trained exactly as without the strip.
+    After training, `images` is [S, n, 1, 28, 28] (pixel means) and `steps` the S batch counts.
+    """
+
+    def __init__(self, n: int = 8, seed: int = 0):
+        self.n, self.seed = n, seed
+        self.frames: list[torch.Tensor] = []
+        self.steps: list[int] = []
+
+    @torch.no_grad()
+    def __call__(self, model, step: int) -> None:
+        generator = torch.Generator().manual_seed(self.seed)   # the global RNG is untouched
+        z = torch.randn(self.n, model.latent_dim, generator=generator)
+        with eval_mode(model):   # BatchNorm uses its running statistics, Dropout is off
+            images = torch.sigmoid(model.decode(z.to(next(model.parameters()).device)))
+        self.frames.append(images.float().cpu())   # [n, 1, 28, 28]
+        self.steps.append(step)
+
+    @property
+    def images(self) -> torch.Tensor:
+        return torch.stack(self.frames)   # [S, n, 1, 28, 28]
+
+    def state(self) -> dict:
+        """What a checkpoint stores: the settings and the images taken."""
+        return {"n": self.n, "seed": self.seed, "images": self.images,
+                "steps": torch.tensor(self.steps)}
+
+    def matches(self, state: dict | None) -> bool:
+        """Whether a stored strip was taken with this strip's settings."""
+        return state is not None and (state["n"], state["seed"]) == (self.n, self.seed)
+
+    def restore(self, state: dict) -> None:
+        """Take the images of a stored strip (one that `matches`)."""
+        self.frames, self.steps = list(state["images"]), state["steps"].tolist()
+
+
 def loss_parts(model, x: torch.Tensor, beta: float = 1.0, likelihood: str = "bernoulli") -> LossParts:
     """The loss of one batch: the beta-ELBO for a VAE, the reconstruction term for an AE."""
-    if isinstance(model, VAE):
+    if model.is_vae:
         logits, mu, logvar = (t.float() for t in model(x))   # the loss in float32 always
         return elbo_loss(logits, x, mu, logvar, beta, likelihood)
     recon = RECONSTRUCTION[likelihood](model(x).float(), x).mean()
@@ -66,8 +118,12 @@ def loss_parts(model, x: torch.Tensor, beta: float = 1.0, likelihood: str = "ber
 def make_optimizer(model, lr: float = 1e-3) -> torch.optim.Adam:
     """Adam with the sources' settings (betas 0.9, 0.999); the fused kernel where there is one."""
     device = next(model.parameters()).device
-    return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999),
-                            fused=device.type in ("cpu", "cuda"))
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), fused=True)
+        except (RuntimeError, TypeError):   # older torch: no fused kernel for this device
+            pass
+    return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
 
 
 def train_step(model, optimizer, x: torch.Tensor, beta: float = 1.0,
@@ -99,12 +155,10 @@ def train_step(model, optimizer, x: torch.Tensor, beta: float = 1.0,
 def evaluate(model, data: ImageSet, beta: float = 1.0, likelihood: str = "bernoulli",
              batch_size: int = 1000) -> LossParts:
     """Average loss parts over a whole dataset (per image), with the model in eval mode."""
-    was_training = model.training
-    model.eval()
     sums = torch.zeros(3, dtype=torch.float64)
-    for x, _ in Batches(data, batch_size, shuffle=False):
-        sums += torch.stack(loss_parts(model, x, beta, likelihood)).double().cpu() * len(x)
-    model.train(was_training)
+    with eval_mode(model):
+        for x, _ in Batches(data, batch_size, shuffle=False):
+            sums += torch.stack(loss_parts(model, x, beta, likelihood)).double().cpu() * len(x)
     return LossParts(*(s.item() / len(data) for s in sums))
 
 
@@ -126,6 +180,26 @@ def check_device(model, *datasets: ImageSet | None) -> None:
                 "moves with data.to(device)).")
 
 
+def check_targets(likelihood: str, *datasets: ImageSet | None) -> None:
+    """Raise a clear ValueError when a Bernoulli likelihood meets pixels outside [0, 1].
+
+    Binary cross-entropy has no minimum for a target above 1 (or below 0): the loss falls
+    without end and measures nothing. Checked once per dataset, before training.
+    """
+    if likelihood != "bernoulli":
+        return
+    for data in datasets:
+        if data is None or data.images.numel() == 0 or data.images.is_meta:
+            continue
+        low, high = (v.item() for v in torch.aminmax(data.images))
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"The Bernoulli likelihood needs pixels in [0, 1], but {data.tag} ranges from "
+                f"{low:.3g} to {high:.3g}: its loss would fall below zero without end. Rescale "
+                "the images to [0, 1] (undo the standardisation, or (x - min) / (max - min)), "
+                'or train with a loss that accepts any value: likelihood="mse".')
+
+
 def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 1e-3,
         batch_size: int = 128, test_data: ImageSet | None = None, likelihood: str = "bernoulli",
         seed: int = 0, warmup_epochs: float = 0.0, dynamic_binarization: bool = False,
@@ -133,56 +207,60 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
         progress: bool = True) -> History:
     """Train model on data; return the per-epoch History.
 
-    beta weights the KL term; with warmup_epochs > 0 it ramps linearly from 0 to beta over
-    that many epochs (KL warm-up). precision: see `train_step`. on_batch(model, step) is
-    called every `every` batches. The model and the data must be on the same device (see
-    `check_device`).
+    fit reseeds the global random number generator with torch.manual_seed(seed), so a run
+    repeats exactly. beta weights the KL term; with warmup_epochs > 0 it ramps linearly from
+    0 to beta over that many epochs (KL warm-up). precision: see `train_step`.
+    on_batch(model, step) is called before the first batch (step 0) and after every `every`
+    batches. The model and the data must be on the same device (see `check_device`).
     """
     check_device(model, data, test_data)
+    check_targets(likelihood, data, test_data)
     torch.manual_seed(seed)
     batches = Batches(data, batch_size, shuffle=True, seed=seed,
                       dynamic_binarization=dynamic_binarization)
     optimizer = make_optimizer(model, lr)
     history, step = History(), 0
     ramp = max(1, round(warmup_epochs * len(batches)))
-    bar = tqdm(total=epochs * len(batches), desc="training", disable=not progress)
     model.train()
-    for epoch in range(epochs):
-        last_good = copy.deepcopy(model.state_dict())
-        sums, start = torch.zeros(3), time.perf_counter()
-        try:
-            for x, _ in batches:
-                b = beta * min(1.0, step / ramp) if warmup_epochs > 0 else beta
-                try:
-                    parts = train_step(model, optimizer, x, b, likelihood, precision)
-                except TrainingDiverged as err:
-                    model.eval()
-                    raise TrainingDiverged(f"Epoch {epoch + 1}, batch {step + 1}: {err}",
-                                           history) from None
-                sums += torch.stack(parts).cpu() * len(x)
-                step += 1
-                bar.update()
-                if on_batch is not None and step % every == 0:
-                    on_batch(model, step)
-        except KeyboardInterrupt:
-            model.load_state_dict(last_good)
-            print(f"Interrupted: kept the weights after epoch {epoch} of {epochs}.")
-            break
-        seconds = time.perf_counter() - start
-        _record(history, sums / len(data), len(data) / seconds)
-        if test_data is not None:
-            test = evaluate(model, test_data, beta, likelihood)
-            history.test_loss.append(test.total)
-            history.test_reconstruction.append(test.reconstruction)
-            history.test_kl.append(test.kl)
-        bar.set_postfix(loss=f"{history.loss[-1]:.2f}")
-    bar.close()
+    if on_batch is not None:
+        on_batch(model, 0)
+    with tqdm(total=epochs * len(batches), desc="training", disable=not progress) as bar:
+        for epoch in range(epochs):
+            last_good = copy.deepcopy(model.state_dict())
+            sums, start = torch.zeros(3), time.perf_counter()
+            try:
+                for x, _ in batches:
+                    b = beta * min(1.0, step / ramp) if warmup_epochs > 0 else beta
+                    try:
+                        parts = train_step(model, optimizer, x, b, likelihood, precision)
+                    except TrainingDiverged as err:
+                        model.eval()
+                        raise TrainingDiverged(f"Epoch {epoch + 1}, batch {step + 1}: {err}",
+                                               history) from None
+                    sums += torch.stack(parts).cpu() * len(x)
+                    step += 1
+                    bar.update()
+                    if on_batch is not None and step % every == 0:
+                        on_batch(model, step)
+            except KeyboardInterrupt:
+                model.load_state_dict(last_good)
+                history.interrupted = True
+                print(f"Interrupted: kept the weights after epoch {epoch} of {epochs}.")
+                break
+            _record(history, sums / len(data), beta, len(data) / (time.perf_counter() - start))
+            if test_data is not None:
+                test = evaluate(model, test_data, beta, likelihood)
+                history.test_loss.append(test.total)
+                history.test_reconstruction.append(test.reconstruction)
+                history.test_kl.append(test.kl)
+            bar.set_postfix(loss=f"{history.loss[-1]:.2f}")
     model.eval()
     return history
 
 
-def _record(history: History, means: torch.Tensor, images_per_s: float) -> None:
+def _record(history: History, means: torch.Tensor, beta: float, images_per_s: float) -> None:
     history.loss.append(means[0].item())
     history.reconstruction.append(means[1].item())
     history.kl.append(means[2].item())
+    history.full_beta_loss.append((means[1] + beta * means[2]).item())
     history.images_per_s.append(images_per_s)

@@ -22,7 +22,8 @@ import ipywidgets as widgets
 import torch
 from PIL import Image as PILImage
 
-from companion.latent import lerp, slerp, traverse
+from companion.latent_arithmetic import lerp, slerp, traverse
+from companion.models import eval_mode
 from companion.plots import image_grid
 
 
@@ -41,19 +42,18 @@ def to_png(images: torch.Tensor, nrow: int | None = None, scale: int = 4) -> byt
 
 @torch.no_grad()
 def decode_images(model, z: torch.Tensor) -> torch.Tensor:
-    """Pixel means decoded from codes z [N, L] -> [N, 1, 28, 28], on the CPU."""
+    """Pixel means decoded from codes z [N, L] -> [N, 1, 28, 28], in eval mode, on the CPU."""
     device = next(model.parameters()).device
-    model.eval()
-    return torch.sigmoid(model.decode(z.to(device))).cpu()
+    with eval_mode(model):
+        return torch.sigmoid(model.decode(z.to(device))).cpu()
 
 
 @torch.no_grad()
 def encode_mean(model, x: torch.Tensor) -> torch.Tensor:
     """The code of one image [1, 28, 28] (posterior mean for a VAE), on the CPU; shape [L]."""
     device = next(model.parameters()).device
-    model.eval()
-    code = model.encode(x.reshape(1, 1, 28, 28).to(device))
-    return (code[0] if isinstance(code, tuple) else code)[0].cpu()
+    with eval_mode(model):
+        return model.code(x.reshape(1, 1, 28, 28).to(device))[0].cpu()
 
 
 def _slider(description: str, low: float, high: float, value: float = 0.0,

@@ -1,4 +1,4 @@
-"""The data-pipeline benchmark (bench/pipeline.py) in its quick mode, on a tiny subset."""
+"""The benchmarks (bench/pipeline.py, bench/conv.py) in their quick modes, on tiny subsets."""
 import json
 import sys
 from dataclasses import replace
@@ -6,6 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 from conftest import load_script
+
+from companion.models import BADConvVAE
+
 
 @pytest.fixture(scope="module")
 def bench():
@@ -46,3 +49,31 @@ def test_quick_mode_writes_json_and_markdown(bench, tmp_path, monkeypatch):
     table = (tmp_path / "pipeline-quick.md").read_text()
     assert "| companion |" in table and "| torchvision |" in table
     assert f"torch {torch.__version__}" in table
+
+
+# -- the conv VAE benchmark -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def conv_bench():
+    yield load_script("bench", "conv")
+    del sys.modules["bench_conv"]
+
+
+def test_bench_quick_mode_writes_json_and_markdown(conv_bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(conv_bench, "QUICK", replace(conv_bench.QUICK, train_size=256, test_size=200))
+    conv_bench.main(["--quick", "--out", str(tmp_path)])
+    assert not (tmp_path / "conv.json").exists()        # a smoke test never overwrites results
+    results = json.loads((tmp_path / "conv-quick.json").read_text())
+    assert set(results["runs"]) == {"slides", "course", "course-channels-last"}
+    assert results["runs"]["slides"]["speedup"] == 1.0
+    for run in results["runs"].values():
+        assert run["images_per_s"] > 0 and len(run["test_loss"]) == 1
+    assert "| slides | 208,005 |" in (tmp_path / "conv-quick.md").read_text()
+
+
+def test_bench_contenders_start_from_seeded_weights(conv_bench):
+    cfg = conv_bench.Config()
+    a, b = conv_bench.new_run("course", cfg), conv_bench.new_run("course-bf16", cfg)
+    assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(),
+                                                 b.model.state_dict().values()))
+    assert isinstance(conv_bench.new_run("slides", cfg).model, BADConvVAE)

@@ -1,12 +1,18 @@
-"""Checkpoints: round trip, refusal of a mismatched one, the train-or-load cache."""
+"""Checkpoints: round trip, refusal of a mismatched one, the train-or-load cache and what
+it must never keep (interrupted runs are tested with fit, in test_training.py)."""
+import json
+import threading
+
 import pytest
 import torch
 from conftest import random_images
 
 from companion import checkpoints
-from companion.checkpoints import CheckpointMismatch, cache_key, load, save, train_or_load
-from companion.models import MLPVAE, Autoencoder
-from companion.training import History
+from companion.checkpoints import (CheckpointMismatch, cache_key, cache_path, load, save,
+                                   train_or_load)
+from companion.data import ImageSet
+from companion.models import MLPVAE, Autoencoder, ConvVAE
+from companion.training import History, SampleStrip
 
 
 def tiny_data(n=256):
@@ -17,12 +23,13 @@ def test_round_trip_keeps_weights_and_history(tmp_path):
     model = MLPVAE(3)
     history = History(loss=[1.0, 0.5])
     path = save(model, tmp_path / "m.pt", history, {"epochs": 2})
-    assert not list(tmp_path.glob("*.part"))  # written atomically
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]   # no temporary file left
     loaded, meta = load(path, device="cpu")
     assert isinstance(loaded, MLPVAE) and loaded.latent_dim == 3
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                  loaded.state_dict().values()))
     assert meta["history"]["loss"] == [1.0, 0.5] and meta["training"] == {"epochs": 2}
+    assert meta["format"] == checkpoints.FORMAT
 
 
 def test_checkpoint_of_another_latent_size_is_refused(tmp_path):
@@ -57,6 +64,9 @@ def test_cache_key_changes_with_what_changes_the_result(monkeypatch):
     assert key != cache_key(model, data.subset(100), None, {"epochs": 2})
     monkeypatch.setenv("COURSE_FAST", "1")
     assert key != cache_key(model, data, None, {"epochs": 2})
+    monkeypatch.delenv("COURSE_FAST")
+    monkeypatch.setattr(checkpoints, "FORMAT", checkpoints.FORMAT + 1)   # a code change
+    assert key != cache_key(model, data, None, {"epochs": 2})
 
 
 def test_train_or_load_trains_once(scratch, monkeypatch):
@@ -74,3 +84,129 @@ def test_train_or_load_trains_once(scratch, monkeypatch):
     assert again == history
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
                                                  second.state_dict().values()))
+
+
+def no_training(*args, **kwargs):
+    raise AssertionError("fit must not run when the cache holds the model")
+
+
+def test_two_writers_of_the_same_file_leave_one_that_loads(tmp_path, monkeypatch):
+    real_save, both_writing = torch.save, threading.Barrier(2, timeout=10)
+
+    def slow_save(obj, f):   # both threads hold a temporary file before either renames it
+        real_save(obj, f)
+        both_writing.wait()
+
+    monkeypatch.setattr(torch, "save", slow_save)
+    models, errors = [MLPVAE(2), MLPVAE(2)], []
+
+    def write(model):
+        try:
+            save(model, tmp_path / "same.pt", History(loss=[1.0]))
+        except Exception as err:   # noqa: BLE001 - collected and reported by the assert
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(m,)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    loaded, _ = load(tmp_path / "same.pt", device="cpu")
+    assert any(all(torch.equal(a, b) for a, b in zip(m.state_dict().values(),
+                                                     loaded.state_dict().values())) for m in models)
+    assert [p.name for p in tmp_path.iterdir()] == ["same.pt"]
+
+
+def test_weights_that_do_not_fit_are_refused_and_leave_the_model_untouched(tmp_path):
+    path = save(MLPVAE(2), tmp_path / "m.pt")
+    blob = torch.load(path, weights_only=True)
+    blob["state_dict"]["mu.weight"] = torch.zeros(3, 400)     # as if the code had changed
+    torch.save(blob, path)
+    model = MLPVAE(2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointMismatch, match="do not fit MLPVAE"):
+        load(path, model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_checkpoint_of_an_older_format_is_refused(tmp_path):
+    path = save(MLPVAE(2), tmp_path / "m.pt")
+    blob = torch.load(path, weights_only=True)
+    blob["meta"] = json.dumps({**json.loads(blob["meta"]), "format": 1})
+    torch.save(blob, path)
+    with pytest.raises(CheckpointMismatch, match=r"another version of the course code \(format "
+                                                 r"1; this code reads format \d+\)"):
+        load(path)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "older format"])
+def test_a_cache_entry_that_cannot_be_loaded_is_reported_and_trained_again(
+        scratch, capsys, damage):
+    torch.manual_seed(0)
+    kwargs = dict(epochs=1, progress=False)
+    train_or_load(MLPVAE(2), tiny_data(), **kwargs)
+    trained = MLPVAE(2)
+    path, = (scratch / "checkpoints").glob("MLPVAE-*.pt")
+    good = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    else:
+        blob = torch.load(path, weights_only=True)
+        blob["meta"] = json.dumps({**json.loads(blob["meta"]), "format": 1})
+        torch.save(blob, path)
+    capsys.readouterr()
+    torch.manual_seed(0)
+    again = MLPVAE(2)
+    history = train_or_load(again, tiny_data(), **kwargs)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith(f"Cannot use the cached {path.name} (")
+    assert out[0].endswith("training it again.")
+    assert history.epochs == 1
+    load(path, trained, device="cpu")                       # the new entry loads again
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
+                                                 trained.state_dict().values()))
+
+
+def test_train_or_load_refuses_bernoulli_on_bad_targets_before_a_cache_hit(scratch):
+    data = tiny_data()
+    shifted = ImageSet(data.images * 2 - 0.5, data.labels, data.classes, "shifted")
+    model = MLPVAE(2)
+    save(model, cache_path(model, cache_key(model, shifted, None, {"epochs": 1})), History())
+    with pytest.raises(ValueError, match=r"shifted ranges from -0\.5.*likelihood=\"mse\""):
+        train_or_load(model, shifted, epochs=1, progress=False)
+
+
+# -- the sample strip, cached with its checkpoint ---------------------------------------------
+
+def test_strip_is_cached_with_its_checkpoint(scratch, monkeypatch):
+    torch.manual_seed(0)
+    first, strip = ConvVAE(2, channels=(4, 8)), SampleStrip(n=3)
+    kwargs = dict(epochs=2, batch_size=16, every=4, progress=False)
+    history = train_or_load(first, tiny_data(96), strip=strip, **kwargs)
+    assert strip.steps == [0, 4, 8, 12] and history.epochs == 2
+    assert len(list((scratch / "checkpoints").iterdir())) == 1   # one file: weights and strip
+
+    monkeypatch.setattr(checkpoints, "fit", no_training)
+    second, again = ConvVAE(2, channels=(4, 8)), SampleStrip(n=3)
+    assert train_or_load(second, tiny_data(96), strip=again, **kwargs) == history
+    assert again.steps == strip.steps and torch.equal(again.images, strip.images)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
+                                                 second.state_dict().values()))
+    assert train_or_load(ConvVAE(2, channels=(4, 8)), tiny_data(96), **kwargs) == history
+
+
+def test_a_cached_model_without_the_strip_asked_for_is_trained_again(scratch, capsys):
+    kwargs = dict(epochs=1, batch_size=64, every=2, progress=False)
+    torch.manual_seed(0)
+    train_or_load(MLPVAE(2), tiny_data(), **kwargs)
+    for strip in (SampleStrip(n=2), SampleStrip(n=3)):   # none cached, then another n
+        torch.manual_seed(0)
+        train_or_load(MLPVAE(2), tiny_data(), strip=strip, **kwargs)
+        assert "cached without this sample strip" in capsys.readouterr().out
+        assert strip.steps == [0, 2, 4]
+
+
+def test_train_or_load_takes_a_strip_or_an_on_batch_not_both(scratch):
+    with pytest.raises(ValueError, match="either strip or on_batch"):
+        train_or_load(MLPVAE(2), tiny_data(), strip=SampleStrip(), on_batch=print)

@@ -1,9 +1,49 @@
-"""Model shapes, the VAE interface, clear errors for wrong input shapes, the shape summary."""
+"""Model shapes, the shared interface, the registry, eval_mode, clear errors for wrong shapes."""
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
 
-from companion.models import MLPVAE, VAE, Autoencoder, build, summary
+from companion import checkpoints
+from companion.models import (MLPVAE, MODELS, VAE, Autoencoder, BADConvVAE, ConvVAE, Model, build,
+                              eval_mode)
+
+
+class _Noisy(Model):
+    """A model with Dropout and BatchNorm, whose outputs depend on the train/eval mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.latent_dim = 4
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 4), nn.BatchNorm1d(4),
+                                     nn.Dropout(0.5))
+        self.decoder = nn.Linear(4, 784)
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z).view(-1, 1, 28, 28)
+
+
+def test_eval_mode_switches_off_dropout_and_batch_statistics_then_restores_the_mode():
+    model, x = _Noisy(), torch.rand(8, 1, 28, 28)
+    model.train()
+    model.encoder[2].eval()            # a caller's mixed modes come back layer by layer
+    stats = model.encoder[2].running_mean.clone()
+    with eval_mode(model) as same:
+        assert same is model and not any(m.training for m in model.modules())
+        a, b = model.code(x), model.code(x)
+    assert torch.equal(a, b)           # Dropout off: the same code twice
+    assert torch.equal(model.encoder[2].running_mean, stats)
+    assert model.training and model.encoder[1].training and not model.encoder[2].training
+    with pytest.raises(RuntimeError, match="inside"):
+        with eval_mode(model):
+            raise RuntimeError("inside")
+    assert model.training and not model.encoder[2].training
 
 
 @pytest.mark.parametrize("model, latent", [(Autoencoder(2, 400), 2), (Autoencoder(2, 100), 2),
@@ -11,18 +51,19 @@ from companion.models import MLPVAE, VAE, Autoencoder, build, summary
 def test_shapes_through_encoder_and_decoder(model, latent):
     x = torch.rand(5, 1, 28, 28)
     code = model.encode(x)
-    if isinstance(model, VAE):
+    if model.is_vae:
         mu, logvar = code
         assert mu.shape == logvar.shape == (5, latent)
+        assert torch.equal(model.code(x), mu)
         logits, mu, logvar = model(x)
         assert model.sample(3).shape == (3, 1, 28, 28)
     else:
-        assert code.shape == (5, latent)
+        assert code.shape == (5, latent) and torch.equal(model.code(x), code)
         logits = model(x)
     assert logits.shape == (5, 1, 28, 28)
-    assert model(x.flatten(1)) is not None  # flat [N, 784] input works too
+    assert torch.equal(model.code(x.flatten(1)), model.code(x))   # flat [N, 784] input works too
     rec = model.reconstruct(x)
-    assert rec.shape == (5, 1, 28, 28) and 0 <= rec.min() and rec.max() <= 1
+    assert torch.equal(rec, torch.sigmoid(model.decode(model.code(x))))
 
 
 def test_layer_sizes_match_the_sources():
@@ -61,11 +102,53 @@ def test_build_rebuilds_from_description():
         build({"model": "Transformer"})
 
 
-def test_summary_lists_every_layer(capsys):
-    rows = summary(MLPVAE(2), torch.rand(3, 1, 28, 28))
-    shapes = dict(rows)
-    assert shapes["mu"] == (3, 2) and shapes["decoder.2"] == (3, 784)
-    out = capsys.readouterr().out
-    assert "parameters" in out and f"{sum(p.numel() for p in MLPVAE(2).parameters()):,}" in out
-    rows = summary(nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.Flatten()), torch.rand(1, 1, 28, 28))
-    assert rows == [("0", (1, 4, 13, 13)), ("1", (1, 676))]
+def test_is_vae_tells_the_two_kinds_apart():
+    assert MLPVAE.is_vae and VAE.is_vae and not Autoencoder.is_vae and not Model.is_vae
+    assert all(cls.is_vae == issubclass(cls, VAE) for cls in MODELS.values())
+
+
+def test_importing_the_package_registers_every_architecture():
+    code = ("import companion.models as m; "
+            "print(' '.join(sorted(m.MODELS)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == sorted(["Autoencoder", "MLPVAE", "SimpleConvVAE",
+                                         "BatchNormConvVAE", "BADConvVAE", "ConvVAE"])
+
+
+def test_config_records_the_arguments_given_and_the_defaults():
+    assert MLPVAE(7).config == {"latent_dim": 7, "hidden": 400}
+    assert ConvVAE(3, channels=(8, 16)).config == {"latent_dim": 3, "channels": [8, 16]}
+    assert BADConvVAE(dropout=0.0).describe() == {"model": "BADConvVAE", "latent_dim": 2,
+                                                  "dropout": 0.0, "upsample": False}
+
+
+class Wider(MLPVAE):
+    """A subclass without an __init__ of its own still records its arguments."""
+
+
+def test_a_subclass_records_its_own_description():
+    assert Wider(3, 32).describe() == {"model": "Wider", "latent_dim": 3, "hidden": 32}
+    assert isinstance(build(Wider(3, 32).describe()), Wider)
+
+
+EXAMPLES = {"Autoencoder": dict(latent_dim=3, hidden=16), "MLPVAE": dict(latent_dim=3, hidden=16),
+            "SimpleConvVAE": dict(latent_dim=3), "BatchNormConvVAE": dict(latent_dim=3, width=4),
+            "BADConvVAE": dict(latent_dim=3, dropout=0.25, upsample=True),
+            "ConvVAE": dict(latent_dim=3, channels=(4, 8))}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_registered_model_round_trips_through_save_and_load(name, tmp_path):
+    torch.manual_seed(0)
+    model = MODELS[name](**EXAMPLES[name]).eval()
+    path = checkpoints.save(model, tmp_path / f"{name}.pt")
+    loaded, _ = checkpoints.load(path, device="cpu")
+    assert type(loaded) is type(model) and loaded.describe() == model.describe()
+    z = torch.randn(2, 3)
+    assert torch.equal(loaded.decode(z), model.decode(z))
+    checkpoints.load(path, build(json.loads(json.dumps(model.describe()))), device="cpu")
+
+
+def test_the_examples_cover_every_course_model():
+    course = {name for name, cls in MODELS.items() if cls.__module__.startswith("companion.")}
+    assert course == set(EXAMPLES)

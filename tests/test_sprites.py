@@ -4,9 +4,8 @@ import math
 import pytest
 import torch
 
-from companion import sprites
 from companion.data import Batches
-from companion.sprites import FACTORS, SHAPES, SpriteGrid, all_factors, make, render
+from companion.data.sprites import FACTORS, SHAPES, SpriteGrid, all_factors, make, render
 
 
 def test_default_grid_is_the_dsprites_layout():

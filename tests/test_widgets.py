@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from companion.latent import slant
+from companion.latent_arithmetic import slant
 from companion.models import MLPVAE
 from companion.widgets import (AttributeSlider, InterpolationSlider, LatentSliders, explorer,
                                to_png)

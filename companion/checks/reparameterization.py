@@ -171,7 +171,7 @@ def _estimate(fn: Callable, case: tuple, n: int, repeats: int) -> tuple[float, f
     return v.mean().item(), (v.std() / math.sqrt(repeats)).item()
 
 
-def _close(got: float, truth: float, se: float) -> bool:
+def _agrees(got: float, truth: float, se: float) -> bool:
     return abs(got - truth) <= max(4 * se, 0.02 * abs(truth) + 2e-3)
 
 
@@ -180,7 +180,7 @@ def check_score_logvar(score_logvar: Callable, n: int = 50_000, repeats: int = 2
     with torch.random.fork_rng():
         torch.manual_seed(3)
         got = [_estimate(score_logvar, case, n, repeats) for case in SMOOTH]
-        if not all(_close(g, case[-1], se) for (g, se), case in zip(got, SMOOTH)):
+        if not all(_agrees(g, case[-1], se) for (g, se), case in zip(got, SMOOTH)):
             for expected, hint in MISTAKES:
                 if all(abs(g - e) < 0.06 * abs(e) + 0.02 for (g, _), e in zip(got, expected)):
                     raise ExerciseError(hint)
@@ -195,7 +195,7 @@ def check_score_logvar(score_logvar: Callable, n: int = 50_000, repeats: int = 2
             raise ExerciseError(f"On {name} your estimator failed ({err}). A step has no useful "
                                 "derivative; the score function only evaluates f(z), so it "
                                 "needs no backward().") from err
-        expect(_close(g, truth, se), f"For {name} the gradient is {truth:.4f}, your estimate "
+        expect(_agrees(g, truth, se), f"For {name} the gradient is {truth:.4f}, your estimate "
                f"{g:.4f}. A step has zero derivative almost everywhere, so an estimator that "
                "differentiates f fails here; the score function only evaluates f(z).")
     passed("your score-function estimator matches the exact log-variance gradient, for a "

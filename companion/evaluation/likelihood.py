@@ -1,16 +1,24 @@
-"""How good is a VAE as a density model? Importance-weighted estimates of log p(x).
+"""How good is a VAE as a density model? Importance-sampled estimates of log p(x).
 
-The ELBO is a lower bound on log p(x). Drawing k samples z_1..z_k from q(z|x) and
-averaging the importance weights w_i = p(x, z_i) / q(z_i | x) inside the log gives a
-tighter one (Burda et al. 2015, arXiv:1509.00519):
+Every estimate is the log of an average of importance weights w = p(x, z) / r(z), with z
+drawn from a proposal r:
+
+    proposal="prior"     r = p(z):     w = p(x|z)                   (naive Monte Carlo)
+    proposal="encoder"   r = q(z|x):   w = p(x|z) p(z) / q(z|x)     (importance sampling)
+
+With k samples from the encoder, the mean of log w is an estimate of the ELBO and the log of
+the mean of w is the tighter IWAE bound (Burda et al. 2015, arXiv:1509.00519):
 
     IWAE_k(x) = log (1/k) sum_i w_i   <=   log p(x),     ELBO = IWAE_1 <= IWAE_k <= IWAE_{k+1}
 
-and IWAE_k -> log p(x) as k grows. Reported numbers are negative log-likelihoods in nats
-per image: smaller is better.
+For 28 x 28 images the weights are e^-100 and smaller, which float32 rounds to 0, so they are
+kept as logarithms and averaged with logsumexp (`log_mean_exp`).
 
     est = importance_weighted(model, test, k=1000)   # est.elbo, est.log_px: [N] each
-    est.log_px.mean()                                # ~ log p(x), averaged over the test set
+
+References: Burda, Grosse & Salakhutdinov 2015; Kong 1992 and Chatterjee & Diaconis 2018
+("The sample size required in importance sampling") for the effective sample size and why
+about exp(KL) samples are needed.
 """
 from __future__ import annotations
 
@@ -22,61 +30,107 @@ import torch.nn.functional as F
 
 from companion.data import Batches, ImageSet
 from companion.data.batching import binarize
+from companion.gaussians import gaussian_log_density
+from companion.losses import bernoulli_nll
+from companion.models import eval_mode
 
-LOG_2PI = math.log(2 * math.pi)
+PROPOSALS = ("prior", "encoder")
 
 
-class Estimate(NamedTuple):
+class LikelihoodEstimate(NamedTuple):
     """Per-image estimates from the same k samples: the ELBO (mean of log w) and IWAE_k."""
     elbo: torch.Tensor     # [N]  (1/k) sum_i log w_i, an unbiased estimate of the ELBO
     log_px: torch.Tensor   # [N]  log (1/k) sum_i w_i, the IWAE bound on log p(x)
 
 
-@torch.no_grad()
-def log_weights(model, x: torch.Tensor, k: int, chunk: int = 100,
-                generator: torch.Generator | None = None,
-                q: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x) for k samples z_i ~ q(z|x); [k, N].
+def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """log(mean(exp(a))) along dim, without ever forming exp(a)."""
+    return torch.logsumexp(a, dim) - math.log(a.shape[dim])
 
-    q = (mu, logvar) replaces the encoder's output, e.g. with a q optimised per image.
+
+def effective_sample_size(log_w: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Kong's (sum w)^2 / sum w^2 from log-weights: 1 when one sample carries all the weight."""
+    return (2 * torch.logsumexp(log_w, dim) - torch.logsumexp(2 * log_w, dim)).exp()
+
+
+def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x|z) for every pair: logits [S, 784] of S codes, images x [N, ...] -> [S, N].
+
+    Per pixel log p = x * logit - softplus(logit), the negative of binary cross-entropy
+    with logits, so one matrix product scores every code against every image.
     """
+    logits, x = logits.flatten(1), x.flatten(1)
+    return logits @ x.T - F.softplus(logits).sum(1, keepdim=True)
+
+
+def _prior_log_weights(model, x, n_samples, generator, chunk) -> torch.Tensor:
+    """log p(x|z) for n_samples codes z ~ N(0, I) shared by every image: [S, N]."""
+    z = torch.randn(n_samples, model.latent_dim, generator=generator).to(x.device)   # [S, L]
+    return torch.cat([bernoulli_log_likelihood(model.decode(part), x) for part in z.split(chunk)])
+
+
+def _encoder_log_weights(model, x, n_samples, generator, chunk, q) -> torch.Tensor:
+    """log p(x|z) + log p(z) - log q(z|x) for n_samples z ~ q(z|x) per image: [S, N]."""
     mu, logvar = model.encode(x) if q is None else q                 # [N, L] each
     std = torch.exp(0.5 * logvar)
     target = x.flatten(1)                                            # [N, 784]
+    per_pass = max(1, chunk // len(x))                               # samples per decoder pass
+    zero = torch.zeros((), device=mu.device)
     out = []
-    for start in range(0, k, chunk):
-        c = min(chunk, k - start)
+    for start in range(0, n_samples, per_pass):
+        c = min(per_pass, n_samples - start)
         eps = torch.randn((c, *mu.shape), generator=generator).to(mu.device)   # [c, N, L]
         z = mu + std * eps                                           # [c, N, L]
-        log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)       # [c, N]
-        log_prior = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)              # [c, N]
-        logits = model.decode(z.flatten(0, 1)).float().view(c, len(x), -1)   # [c, N, 784]
-        log_lik = -F.binary_cross_entropy_with_logits(
-            logits, target.expand_as(logits), reduction="none").sum(-1)       # [c, N]
+        log_q = gaussian_log_density(z, mu, logvar).sum(-1)          # [c, N]
+        log_prior = gaussian_log_density(z, zero, zero).sum(-1)      # [c, N]
+        logits = model.decode(z.flatten(0, 1)).float()               # [c*N, 1, 28, 28]
+        log_lik = -bernoulli_nll(logits, target.repeat(c, 1).view_as(logits)).view(c, len(x))
         out.append(log_lik + log_prior - log_q)
-    return torch.cat(out)                                            # [k, N]
+    return torch.cat(out)
 
 
-def combine(log_w: torch.Tensor) -> Estimate:
+@torch.no_grad()
+def log_weights(model, x: torch.Tensor, n_samples: int, proposal: str = "encoder",
+                generator: torch.Generator | None = None, chunk: int = 10_000,
+                q: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Log importance weights log p(x, z) - log r(z) of n_samples draws per image: [S, N].
+
+    With proposal="prior" one set of codes z ~ N(0, I) is shared by all images (each image
+    still gets an unbiased estimate); with "encoder" every image draws from its own
+    q(z|x) = N(mu, diag(exp(logvar))), where (mu, logvar) = q if given (e.g. a q optimised
+    per image), else model.encode(x). The decoder sees at most `chunk` codes at a time.
+    The model runs in eval mode.
+    """
+    if proposal not in PROPOSALS:
+        raise ValueError(f"proposal must be one of {PROPOSALS}, not {proposal!r}")
+    with eval_mode(model):
+        if proposal == "prior":
+            return _prior_log_weights(model, x, n_samples, generator, chunk)
+        return _encoder_log_weights(model, x, n_samples, generator, chunk, q)
+
+
+def estimate(log_w: torch.Tensor) -> LikelihoodEstimate:
     """The ELBO and IWAE_k estimates from log weights [k, N]."""
-    k = log_w.shape[0]
-    return Estimate(log_w.mean(0), torch.logsumexp(log_w, 0) - math.log(k))
+    return LikelihoodEstimate(log_w.mean(0), log_mean_exp(log_w, 0))
+
+
+def running_estimates(log_w: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """The estimate of log p(x) from the first K weights, for each K in sizes: [len(sizes), N]."""
+    return torch.stack([log_mean_exp(log_w[:k], dim=0) for k in sizes])
 
 
 @torch.no_grad()
 def importance_weighted(model, data: ImageSet, k: int = 1000, batch_size: int = 100,
-                        chunk: int = 100, seed: int = 0) -> Estimate:
+                        chunk: int = 10_000, seed: int = 0) -> LikelihoodEstimate:
     """ELBO and IWAE_k of every image in data (binary pixels), computed in eval mode."""
     if not bool(((data.images == 0) | (data.images == 1)).all()):
         raise ValueError("importance_weighted needs binary pixels (a Bernoulli likelihood): "
                          "binarize the data first, e.g. with binarized(data, seed).")
-    was_training = model.training
-    model.eval()
     generator = torch.Generator().manual_seed(seed)
-    parts = [combine(log_weights(model, x, k, chunk, generator))
+    parts = [estimate(log_weights(model, x, k, "encoder", generator, chunk))
              for x, _ in Batches(data, batch_size, shuffle=False)]
-    model.train(was_training)
-    return Estimate(torch.cat([p.elbo for p in parts]), torch.cat([p.log_px for p in parts]))
+    return LikelihoodEstimate(torch.cat([p.elbo for p in parts]),
+                              torch.cat([p.log_px for p in parts]))
 
 
 def binarized(data: ImageSet, seed: int = 0) -> ImageSet:

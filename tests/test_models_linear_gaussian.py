@@ -3,21 +3,14 @@ import math
 
 import pytest
 import torch
-from torch.distributions import MultivariateNormal, kl_divergence
+from test_gaussians import random_q
+from torch.distributions import MultivariateNormal
 
-from companion.linear_gaussian import (LinearGaussian, ellipse, fit_q, gaussian_kl,
-                                       gaussian_log_density, sample_gaussian)
+from companion.gaussians import full_gaussian_log_density, sample_gaussian
+from companion.models.linear_gaussian import LinearGaussian, _beta_elbo_cholesky, fit_q
 
 MODEL = LinearGaussian.random(data_dim=5, latent_dim=2, sigma=0.5, seed=0)
 X, Z = MODEL.sample(4, torch.Generator().manual_seed(1))
-
-
-def _random_q(n: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A random Gaussian per row: mean [n, k], covariance [n, k, k] (positive definite)."""
-    g = torch.Generator().manual_seed(seed)
-    mean = torch.randn(n, k, generator=g, dtype=torch.float64)
-    a = torch.randn(n, k, k, generator=g, dtype=torch.float64)
-    return mean, a @ a.transpose(-2, -1) + 0.1 * torch.eye(k, dtype=torch.float64)
 
 
 def test_random_is_seeded_and_shaped():
@@ -25,22 +18,6 @@ def test_random_is_seeded_and_shaped():
     assert torch.equal(again.W, MODEL.W) and torch.equal(again.b, MODEL.b)
     assert MODEL.W.shape == (5, 2) and MODEL.data_dim == 5 and MODEL.latent_dim == 2
     assert X.shape == (4, 5) and Z.shape == (4, 2) and X.dtype == torch.float64
-
-
-def test_gaussian_log_density_matches_torch():
-    mean, cov = _random_q(3, 2, seed=2)
-    z = torch.randn(7, 3, 2, dtype=torch.float64)
-    want = MultivariateNormal(mean, cov).log_prob(z)
-    assert torch.allclose(gaussian_log_density(z, mean, cov), want, atol=1e-10)
-
-
-def test_gaussian_kl_matches_torch_and_is_zero_on_itself():
-    m1, c1 = _random_q(3, 2, seed=3)
-    m2, c2 = _random_q(3, 2, seed=4)
-    want = kl_divergence(MultivariateNormal(m1, c1), MultivariateNormal(m2, c2))
-    assert torch.allclose(gaussian_kl(m1, c1, m2, c2), want, atol=1e-10)
-    assert gaussian_kl(m1, c1, m1, c1).abs().max() < 1e-12
-    assert (gaussian_kl(m1, c1, m2, c2) > 0).all()
 
 
 def test_log_marginal_matches_torch():
@@ -58,12 +35,12 @@ def test_likelihood_and_prior_match_torch():
 def test_posterior_satisfies_bayes_rule_at_any_z():
     mean, cov = MODEL.posterior(X)
     z = torch.randn(6, 4, 2, dtype=torch.float64) * 3                    # anywhere, not only near the mode
-    bayes = MODEL.log_likelihood(X, z) + MODEL.log_prior(z) - gaussian_log_density(z, mean, cov)
+    bayes = MODEL.log_likelihood(X, z) + MODEL.log_prior(z) - full_gaussian_log_density(z, mean, cov)
     assert torch.allclose(bayes, MODEL.log_marginal(X).expand(6, 4), atol=1e-9)
 
 
-def test_elbo_identity_and_bound_for_random_q():
-    mean, cov = _random_q(4, 2, seed=5)
+def test_elbo_identity_and_bound_forrandom_q():
+    mean, cov = random_q(4, 2, seed=5)
     gap = MODEL.log_marginal(X) - MODEL.elbo(X, mean, cov)
     assert torch.allclose(gap, MODEL.kl_to_posterior(X, mean, cov), atol=1e-9)
     assert (gap > 0).all()
@@ -72,34 +49,18 @@ def test_elbo_identity_and_bound_for_random_q():
 
 
 def test_elbo_matches_monte_carlo():
-    mean, cov = _random_q(2, 2, seed=6)
+    mean, cov = random_q(2, 2, seed=6)
     z = sample_gaussian(mean, cov, 200_000, torch.Generator().manual_seed(7))   # [S, 2, 2]
-    terms = MODEL.log_likelihood(X[:2], z) + MODEL.log_prior(z) - gaussian_log_density(z, mean, cov)
+    terms = MODEL.log_likelihood(X[:2], z) + MODEL.log_prior(z) - full_gaussian_log_density(z, mean, cov)
     stderr = terms.std(0) / math.sqrt(len(terms))
     assert ((terms.mean(0) - MODEL.elbo(X[:2], mean, cov)).abs() < 4 * stderr).all()
 
 
-def test_sample_gaussian_has_the_right_moments():
-    mean, cov = _random_q(1, 2, seed=8)
-    z = sample_gaussian(mean, cov, 100_000, torch.Generator().manual_seed(9))[:, 0]
-    assert z.shape == (100_000, 2)
-    assert torch.allclose(z.mean(0), mean[0], atol=0.03)
-    assert torch.allclose(torch.cov(z.T), cov[0], rtol=0.03, atol=0.03)
-
-
 def test_beta_weights_only_the_kl():
-    mean, cov = _random_q(4, 2, seed=10)
+    mean, cov = random_q(4, 2, seed=10)
     recon, kl = MODEL.reconstruction(X, mean, cov), MODEL.kl_to_prior(mean, cov)
     assert torch.allclose(MODEL.elbo(X, mean, cov, beta=3.0), recon - 3 * kl)
     assert torch.allclose(MODEL.elbo(X, mean, cov, beta=0.0), recon)
-
-
-def test_ellipse_lies_on_the_contour():
-    mean, cov = _random_q(1, 2, seed=11)
-    xy = ellipse(mean[0], cov[0], n_std=2.0, points=50)                 # [2, 50]
-    d = xy - mean[0].reshape(2, 1)
-    mahalanobis = (d * torch.linalg.solve(cov[0], d)).sum(0)
-    assert xy.shape == (2, 50) and torch.allclose(mahalanobis, torch.full((50,), 4.0, dtype=torch.float64))
 
 
 def test_fit_q_finds_the_posterior():
@@ -139,7 +100,6 @@ def test_fit_q_takes_one_beta_per_row():
 
 
 def test_the_cholesky_objective_of_fit_q_is_the_elbo():
-    from companion.linear_gaussian import _beta_elbo_cholesky
     g = torch.Generator().manual_seed(12)
     m = torch.randn(4, 2, generator=g, dtype=torch.float64)
     log_diag = torch.randn(4, 2, generator=g, dtype=torch.float64)

@@ -12,20 +12,7 @@ from typing import Callable
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from companion.checks import expect, passed
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
-
-
-def _as_double(out, shape: tuple[int, ...], what: str) -> torch.Tensor:
-    """The learner's result as a float64 CPU tensor, after checking its type and shape."""
-    expect(isinstance(out, torch.Tensor), f"return a torch.Tensor, not {type(out).__name__}")
-    expect(tuple(out.shape) == shape,
-           f"{what}: expected shape {list(shape)}, got {list(out.shape)}")
-    expect(out.is_floating_point(), f"the result has dtype {out.dtype}; expected floats")
-    return out.detach().double().cpu()
+from companion.checks import as_double, close, expect, passed
 
 
 # --- exercise 1: KL between two univariate Gaussians ------------------------------------
@@ -42,25 +29,25 @@ def check_kl_two_gaussians(kl_two_gaussians: Callable[..., torch.Tensor]) -> Non
     mu, logvar, m, logs2 = _two_gaussians()
     q, p = Normal(mu, (0.5 * logvar).exp()), Normal(m, (0.5 * logs2).exp())
     want = kl_divergence(q, p)                                            # [12]
-    out = _as_double(kl_two_gaussians(mu.clone(), logvar.clone(), m.clone(), logs2.clone()),
+    out = as_double(kl_two_gaussians(mu.clone(), logvar.clone(), m.clone(), logs2.clone()),
                      (12,), "one KL per pair of Gaussians, element by element")
     expect(bool(torch.isfinite(out).all()), "the result contains NaN or infinity")
-    expect(not _close(out, kl_divergence(p, q)),
+    expect(not close(out, kl_divergence(p, q)),
            "that is KL(p || q), the reverse direction: the expectation is under q = N(mu, e^logvar)")
     std_prior = 0.5 * (mu**2 + logvar.exp() - logvar - 1)
-    expect(not _close(out, std_prior),
+    expect(not close(out, std_prior),
            "that is the KL to N(0, 1): your answer ignores the prior's mean m and log-variance logs2")
     expect(bool((out > -1e-9).all()),
            "some values are negative, and a KL never is: check the sign of each log-variance term")
-    expect(not _close(out, 2 * want), "twice the right answer: the whole bracket carries a factor 1/2")
-    expect(not _close(out, 0.5 * (logs2 - logvar + logvar.exp() / logs2.exp() + (mu - m)**2 - 1)),
+    expect(not close(out, 2 * want), "twice the right answer: the whole bracket carries a factor 1/2")
+    expect(not close(out, 0.5 * (logs2 - logvar + logvar.exp() / logs2.exp() + (mu - m)**2 - 1)),
            "divide (mu - m)^2 by the prior's variance e^logs2 too, not only sigma^2")
-    same = _as_double(kl_two_gaussians(mu.clone(), logvar.clone(), mu.clone(), logvar.clone()),
+    same = as_double(kl_two_gaussians(mu.clone(), logvar.clone(), mu.clone(), logvar.clone()),
                       (12,), "one KL per pair of Gaussians")
     expect(bool(same.abs().max() < 1e-6),
            "KL(q || q) must be 0, but yours is not when both Gaussians are the same: "
            "check the '- 1' and the log-variance terms")
-    expect(_close(out, want),
+    expect(close(out, want),
            "expected 0.5 * (logs2 - logvar + (e^logvar + (mu - m)^2) / e^logs2 - 1); "
            "compare yours with torch.distributions.kl_divergence on a few numbers")
     passed("your KL matches torch.distributions for twelve pairs of Gaussians.")
@@ -80,19 +67,19 @@ def check_kl_categorical(kl_categorical: Callable[[torch.Tensor, torch.Tensor], 
     """Exercise 2: kl_categorical(p, q) = the batch mean of KL(p_n || q_n), a scalar."""
     p, q = _categoricals()
     rows = (p * (p / q).log()).sum(1)                                      # [6] KL(p_n || q_n)
-    out = _as_double(kl_categorical(p.clone(), q.clone()), (), "one number, the mean over the batch")
+    out = as_double(kl_categorical(p.clone(), q.clone()), (), "one number, the mean over the batch")
     expect(out.item() >= 0,
            f"your KL is {out.item():.4f} < 0: F.kl_div wants log-probabilities as its input. "
            "Pass q.log(), not q")
     reverse = (q * (q / p).log()).sum(1)
-    expect(not _close(out, reverse.mean()),
+    expect(not close(out, reverse.mean()),
            "that is KL(q || p): F.kl_div(input, target) computes KL(target || input), so the "
            "input is log q and the target is p")
-    expect(not _close(out, rows.sum()),
+    expect(not close(out, rows.sum()),
            "that is the sum over the batch (reduction='sum'): use reduction='batchmean'")
-    expect(not _close(out, rows.mean() / p.shape[1]),
+    expect(not close(out, rows.mean() / p.shape[1]),
            "reduction='mean' divides by the number of classes too: use reduction='batchmean'")
-    expect(_close(out, rows.mean()),
+    expect(close(out, rows.mean()),
            "expected the mean over rows of sum_k p log(p / q): "
            "F.kl_div(q.log(), p, reduction='batchmean')")
     passed("F.kl_div with log q as input, p as target and 'batchmean' gives KL(p || q).")

@@ -1,30 +1,30 @@
 """Convolutional VAEs: the three networks of the source documents and the course's own.
 
-    SimpleConvVAE     "10 Days of Grad", day 9: three stride-2 convs -> 2x2x128, a decoder
-                      linear -> 1x1x1024 -> transposed convs 4, 6, 6 (stride 2) -> 28x28
-    BatchNormConvVAE  R torch book, ch. 16: four stride-2 convs with BatchNorm + LeakyReLU
-                      (28 -> 14 -> 7 -> 4 -> 2, 8*width channels), transposed convs back
-    BADConvVAE        2022 slides: "BAD" blocks (BatchNorm, LeakyReLU, Dropout), channels
-                      1-32-64-64-64, strides 1, 2, 2, 1 -> 3136 features, mirrored decoder
+    SimpleConvVAE     the Hasktorch tutorial (10 Days of Grad), day 9: three stride-2 convs
+                      -> 2x2x128, a decoder linear -> 1x1x1024 -> transposed convs 4, 6, 6
+                      (stride 2) -> 28x28
+    BatchNormConvVAE  the R torch book's VAE chapter (Keydana, ch. 16): four stride-2 convs
+                      with BatchNorm + LeakyReLU (28 -> 14 -> 7 -> 4 -> 2, 8*width channels),
+                      transposed convs back
+    BADConvVAE        the VAE slides (2022): "BAD" blocks (BatchNorm, LeakyReLU, Dropout),
+                      channels 1-32-64-64-64, strides 1, 2, 2, 1 -> 3136 features, mirrored
     ConvVAE           the course's canonical network: two stride-2 convs each way, no
                       full-resolution hidden layer, no BatchNorm, no Dropout (fast on a CPU)
 
 Every decoder returns Bernoulli logits [N, 1, 28, 28]. Fixes to the sources: the output layer
-has no BatchNorm, activation or Dropout after it (seed 003 put a BAD block there), and the
-sigmoid lives in the loss (seeds 000 and 001 put it inside the decoder).
+has no BatchNorm, activation or Dropout after it (the slides put a BAD block there), and the
+sigmoid lives in the loss (the Hasktorch tutorial and the R torch book put it inside the
+decoder).
 
 References: Kingma & Welling 2013 (arXiv:1312.6114); Odena, Dumoulin & Olah 2016,
 "Deconvolution and checkerboard artifacts" (distill.pub) for upsample + conv.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import nn
 
-from companion.models import VAE, check_images, layer_outputs, parameter_count  # noqa: F401 (re-exported)
-from companion.training import make_optimizer, train_step
+from companion.models.base import VAE, check_images
 
 LR = 3e-3   # the course ConvVAE's learning rate (Adam); the sources' 1e-3 converges slower
 
@@ -56,11 +56,10 @@ class _ConvVAEBase(VAE):
 
 
 class SimpleConvVAE(_ConvVAEBase):
-    """Seed 000: convs 4x4, 4x4, 3x3 with stride 2 and ReLU; decoder through 1x1x1024."""
+    """10 Days of Grad: convs 4x4, 4x4, 3x3 with stride 2 and ReLU; decoder through 1x1x1024."""
 
     def __init__(self, latent_dim: int = 10):
         super().__init__()
-        self.config = {"latent_dim": latent_dim}
         self.latent_dim = latent_dim
         self.body = nn.Sequential(
             nn.Conv2d(1, 32, 4, stride=2), nn.ReLU(),      # 28x28 -> 13x13
@@ -88,11 +87,10 @@ def _up(c_in: int, c_out: int, stride: int, padding: int) -> list[nn.Module]:
 
 
 class BatchNormConvVAE(_ConvVAEBase):
-    """Seed 001: width, 2w, 4w, 8w channels at 14, 7, 4, 2 pixels; 8w * 4 features."""
+    """R torch book: width, 2w, 4w, 8w channels at 14, 7, 4, 2 pixels; 8w * 4 features."""
 
     def __init__(self, latent_dim: int = 2, width: int = 28):
         super().__init__()
-        self.config = {"latent_dim": latent_dim, "width": width}
         self.latent_dim = latent_dim
         w = width
         self.body = nn.Sequential(*_down(1, w),            # 28 -> 14
@@ -109,7 +107,7 @@ class BatchNormConvVAE(_ConvVAEBase):
 
 
 def _bad(channels: int, dropout: float) -> list[nn.Module]:
-    """Seed 003's "BAD" block: BatchNorm, LeakyReLU, Dropout (left out when dropout=0)."""
+    """The slides' "BAD" block: BatchNorm, LeakyReLU, Dropout (left out when dropout=0)."""
     return [nn.BatchNorm2d(channels), nn.LeakyReLU()] + ([nn.Dropout(dropout)] if dropout else [])
 
 
@@ -121,7 +119,7 @@ def _grow(c_in: int, c_out: int, upsample: bool) -> nn.Module:
 
 
 class BADConvVAE(_ConvVAEBase):
-    """Seed 003: BAD blocks, channels 1-32-64-64-64, strides 1, 2, 2, 1; mirrored decoder.
+    """The VAE slides: BAD blocks, channels 1-32-64-64-64, strides 1, 2, 2, 1; mirrored decoder.
 
     dropout=0.5 is the source's nn.Dropout(); upsample=True swaps each stride-2 transposed
     conv for upsample + conv. The output layer is a plain transposed conv (no BAD block).
@@ -129,7 +127,6 @@ class BADConvVAE(_ConvVAEBase):
 
     def __init__(self, latent_dim: int = 2, dropout: float = 0.5, upsample: bool = False):
         super().__init__()
-        self.config = {"latent_dim": latent_dim, "dropout": dropout, "upsample": upsample}
         self.latent_dim = latent_dim
         self.body = nn.Sequential(
             nn.Conv2d(1, 32, 3, padding=1), *_bad(32, dropout),             # 28 -> 28
@@ -155,7 +152,6 @@ class ConvVAE(_ConvVAEBase):
     def __init__(self, latent_dim: int = 2, channels: tuple[int, int] = (32, 64)):
         super().__init__()
         c1, c2 = channels
-        self.config = {"latent_dim": latent_dim, "channels": [c1, c2]}
         self.latent_dim = latent_dim
         self.body = nn.Sequential(
             nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),    # 28 -> 14
@@ -165,40 +161,3 @@ class ConvVAE(_ConvVAEBase):
             nn.Linear(latent_dim, c2 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
             nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),   # 7 -> 14
             nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1))               # 14 -> 28 logits
-
-
-def layer_shapes(model: nn.Module, x: torch.Tensor, kinds: tuple[type, ...] = (nn.Module,)
-                 ) -> list[str]:
-    """One line per leaf layer of the given kinds, encoder then decoder: type and output shape."""
-    def encode_then_decode():
-        mu, _ = model.encode(x)
-        model.decode(mu)
-
-    return [f"{type(layer).__name__} {'x'.join(str(s) for s in shape[1:])}"
-            for _, layer, shape in layer_outputs(model, encode_then_decode)
-            if layer is not model and isinstance(layer, kinds)]
-
-
-def side_by_side(columns: dict[str, list[str]], width: int = 26) -> str:
-    """Lay out several lists of lines as columns under their titles."""
-    depth = max(len(lines) for lines in columns.values())
-    padded = [[title, "-" * len(title)] + lines + [""] * (depth - len(lines))
-              for title, lines in columns.items()]
-    return "\n".join("".join(f"{cell:<{width}}" for cell in row).rstrip()
-                     for row in zip(*padded))
-
-
-def images_per_second(model: VAE, x: torch.Tensor, steps: int = 10, warmup: int = 2,
-                      precision: str = "fp32") -> float:
-    """Training speed of model on batch x: full steps (forward, backward, Adam) per second."""
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    optimizer = make_optimizer(model)
-    model.train()
-    for i in range(warmup + steps):
-        if i == warmup:
-            start = time.perf_counter()
-        train_step(model, optimizer, x, precision=precision)
-    seconds = time.perf_counter() - start
-    model.load_state_dict(state)   # timing must not change the model
-    model.eval()
-    return steps * len(x) / seconds

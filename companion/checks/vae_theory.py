@@ -1,7 +1,7 @@
 """Self-checks for the exercises of notebook 02 (the ELBO).
 
-Both exercises work on the linear-Gaussian model of `companion.linear_gaussian`, where the
-right answer is known exactly. The checks name the usual mistakes: averaging weights instead
+Both exercises work on the linear-Gaussian model of `companion.models.linear_gaussian`,
+where the right answer is known exactly. The checks name the usual mistakes: averaging weights instead
 of their logarithms, leaving out log p(z) or -log q(z|x), flipping a sign; putting beta on the
 wrong part of the optimal q.
 """
@@ -12,8 +12,9 @@ from typing import Callable
 
 import torch
 
-from companion.checks import expect, passed
-from companion.linear_gaussian import LinearGaussian, gaussian_log_density, sample_gaussian
+from companion.checks import as_double, expect, passed
+from companion.gaussians import full_gaussian_log_density, sample_gaussian
+from companion.models.linear_gaussian import LinearGaussian
 
 
 def _problem() -> tuple[LinearGaussian, torch.Tensor]:
@@ -22,15 +23,6 @@ def _problem() -> tuple[LinearGaussian, torch.Tensor]:
     x, _ = model.sample(3, torch.Generator().manual_seed(22))
     return model, x
 
-
-def _as_double(out, shape: tuple[int, ...], what: str) -> torch.Tensor:
-    """The learner's result as a float64 CPU tensor, after checking its type and shape."""
-    expect(isinstance(out, torch.Tensor), f"{what}: return a torch.Tensor, not {type(out).__name__}")
-    expect(tuple(out.shape) == shape, f"{what}: expected shape {list(shape)}, got {list(out.shape)}")
-    expect(out.is_floating_point(), f"{what}: the result has dtype {out.dtype}; expected floats")
-    out = out.detach().double().cpu()
-    expect(bool(torch.isfinite(out).all()), f"{what}: the result contains NaN or infinity")
-    return out
 
 
 # --- exercise 1: the ELBO by Monte Carlo ---------------------------------------------------
@@ -47,14 +39,14 @@ def check_mc_elbo(mc_elbo: Callable[..., torch.Tensor]) -> None:
     model, x = _problem()
     mean, cov = _some_q(model, x)
     n = 20_000
-    out = _as_double(mc_elbo(model, x, mean, cov, n, torch.Generator().manual_seed(23)),
-                     (len(x),), "one ELBO estimate per observation")
-    again = _as_double(mc_elbo(model, x, mean, cov, n, torch.Generator().manual_seed(25)),
-                       (len(x),), "one ELBO estimate per observation")
+    out = as_double(mc_elbo(model, x, mean, cov, n, torch.Generator().manual_seed(23)),
+                    (len(x),), "one ELBO estimate per observation", finite=True)
+    again = as_double(mc_elbo(model, x, mean, cov, n, torch.Generator().manual_seed(25)),
+                      (len(x),), "one ELBO estimate per observation", finite=True)
     want = model.elbo(x, mean, cov)
     # the standard error that a correct estimate has at this n, from our own samples
     z = sample_gaussian(mean, cov, n, torch.Generator().manual_seed(24))          # [n, N, K]
-    terms = model.log_likelihood(x, z) + model.log_prior(z) - gaussian_log_density(z, mean, cov)
+    terms = model.log_likelihood(x, z) + model.log_prior(z) - full_gaussian_log_density(z, mean, cov)
     tol = 5 * terms.std(0) / math.sqrt(n) + 1e-6                                 # [N]
     k = model.latent_dim
     entropy = 0.5 * (torch.logdet(cov) + k * (1 + math.log(2 * math.pi)))       # H(q), closed form
@@ -103,8 +95,8 @@ def check_beta_optimal_q(beta_optimal_q: Callable[..., tuple[torch.Tensor, torch
     for beta in (1.0, 0.3, 4.0):
         answer = beta_optimal_q(model, x, beta)
         expect(isinstance(answer, tuple) and len(answer) == 2, "return a pair (mean, cov)")
-        mean = _as_double(answer[0], (len(x), k), f"the mean at beta={beta}")
-        cov = _as_double(answer[1], (k, k), f"the covariance at beta={beta}")
+        mean = as_double(answer[0], (len(x), k), f"the mean at beta={beta}", finite=True)
+        cov = as_double(answer[1], (k, k), f"the covariance at beta={beta}", finite=True)
         want_mean, want_cov = _beta_optimum(model, x, beta)
         post_mean, post_cov = model.posterior(x)
         if beta == 1.0:

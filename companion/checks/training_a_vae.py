@@ -11,18 +11,7 @@ from typing import Callable
 
 import torch
 
-from companion.checks import expect, passed
-
-
-def _result(out, shape: tuple[int, ...], what: str) -> torch.Tensor:
-    expect(isinstance(out, torch.Tensor), f"return a torch.Tensor, not {type(out).__name__}")
-    expect(tuple(out.shape) == shape,
-           f"{what}: expected shape {list(shape)}, got {list(out.shape)}")
-    return out.detach().double()
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-4)
+from companion.checks import as_double, close, expect, passed
 
 
 def check_iwae(iwae_from_log_weights: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -30,20 +19,20 @@ def check_iwae(iwae_from_log_weights: Callable[[torch.Tensor], torch.Tensor]) ->
     g = torch.Generator().manual_seed(5)
     log_w = (-95 + 4 * torch.randn(64, 7, generator=g, dtype=torch.float64))   # [k=64, N=7]
     want = torch.logsumexp(log_w, 0) - math.log(64)
-    out = _result(iwae_from_log_weights(log_w.clone()), (7,),
+    out = as_double(iwae_from_log_weights(log_w.clone()), (7,),
                   "one bound per image: reduce over the k samples (dimension 0)")
-    expect(not _close(out, log_w.mean(0)),
+    expect(not close(out, log_w.mean(0)),
            "that is the mean of log w: the ELBO estimate, not IWAE. Average the weights "
            "themselves inside the log")
-    expect(not _close(out, want + math.log(64)),
+    expect(not close(out, want + math.log(64)),
            "off by log k: you summed the weights; the bound takes their mean (subtract log k)")
     expect(bool(torch.isfinite(out).all()),
            "the result is not finite: exp(-95) is fine, but exp of a log-weight near -1000 "
            "underflows to 0. Use torch.logsumexp")
-    expect(_close(out, want), "compare with log((1/k) * sum_i w_i), computed with torch.logsumexp")
+    expect(close(out, want), "compare with log((1/k) * sum_i w_i), computed with torch.logsumexp")
     far = -1000 + log_w                                     # typical of real images
-    out = _result(iwae_from_log_weights(far.clone()), (7,), "one bound per image")
-    expect(bool(torch.isfinite(out).all()) and _close(out, want - 1000),
+    out = as_double(iwae_from_log_weights(far.clone()), (7,), "one bound per image")
+    expect(bool(torch.isfinite(out).all()) and close(out, want - 1000),
            "with log-weights near -1000 your answer is not finite or wrong: exp underflows "
            "to 0 there. Use torch.logsumexp, which subtracts the maximum first")
     passed("IWAE_k = logsumexp(log w) - log k, stable for log-weights of real images.")
@@ -56,11 +45,11 @@ def check_kl_per_dimension(kl_per_dimension: Callable[[torch.Tensor, torch.Tenso
     mu, logvar = torch.randn(2, 50, 6, generator=g, dtype=torch.float64)
     each = 0.5 * (mu**2 + logvar.exp() - logvar - 1)                          # [N, L]
     want = each.mean(0)
-    out = _result(kl_per_dimension(mu.clone(), logvar.clone()), (6,),
+    out = as_double(kl_per_dimension(mu.clone(), logvar.clone()), (6,),
                   "one number per latent dimension: average over the examples (dimension 0)")
-    expect(not _close(out, each.sum(0)), "that is a sum over the examples; take the mean")
-    expect(not _close(out, 2 * want), "twice the right answer: the KL carries a factor 1/2")
+    expect(not close(out, each.sum(0)), "that is a sum over the examples; take the mean")
+    expect(not close(out, 2 * want), "twice the right answer: the KL carries a factor 1/2")
     expect(bool((out >= 0).all()), "some values are negative, and a KL never is: check the signs")
-    expect(_close(out, want), "per dimension: 0.5 * (mu^2 + exp(logvar) - logvar - 1), then the "
+    expect(close(out, want), "per dimension: 0.5 * (mu^2 + exp(logvar) - logvar - 1), then the "
                               "mean over examples")
     passed("the KL of each latent dimension, averaged over the data.")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from companion.checks import ExerciseError
-from companion.checks.training_vae import check_iwae, check_kl_per_dimension
+from companion.checks.training_a_vae import check_iwae, check_kl_per_dimension
 
 
 def test_iwae_check_accepts_logsumexp(capsys):

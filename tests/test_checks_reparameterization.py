@@ -20,7 +20,7 @@ def reference(mu, logvar):
     return mu + std * torch.randn_like(std)
 
 
-def one_eps_per_batch(mu, logvar):              # seed 003: torch.randn(latent_dim)
+def one_eps_per_batch(mu, logvar):              # the VAE slides: torch.randn(latent_dim)
     return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape[-1])
 
 
@@ -28,7 +28,7 @@ def one_eps_per_example(mu, logvar):
     return mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape[0], 1)
 
 
-def no_exp(mu, logvar):                          # seed 001: std = 0.5 * logvar
+def no_exp(mu, logvar):                          # the R torch book: std = 0.5 * logvar
     std = 0.5 * logvar
     return mu + std * torch.randn_like(std)
 
@@ -37,7 +37,7 @@ def variance_as_std(mu, logvar):
     return mu + torch.exp(logvar) * torch.randn_like(mu)
 
 
-def hard_coded_cuda(mu, logvar):                 # seed 001: device = "cuda"
+def hard_coded_cuda(mu, logvar):                 # the R torch book: device = "cuda"
     std = torch.exp(torch.tensor(0.5, device="cuda") * logvar)
     return mu + std * torch.randn_like(std)
 

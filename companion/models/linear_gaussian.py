@@ -13,7 +13,8 @@ place to check log p(x) = ELBO + KL(q(z|x) || p(z|x)) to the last digit.
     model.log_marginal(x) - model.elbo(x, mean, cov)    # 0: the posterior closes the gap
 
 Shapes: x [N, D]; a Gaussian q is a mean [N, K] and a covariance [K, K] or [N, K, K].
-Everything runs in float64 so that identities hold to ~1e-12.
+Everything runs in float64 so that identities hold to ~1e-12. The Gaussian formulas it
+builds on (log-densities, KL between full-covariance Gaussians) are in `companion.gaussians`.
 """
 from __future__ import annotations
 
@@ -22,48 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-LOG_2PI = math.log(2 * math.pi)
-
-
-def _logdet(cov: torch.Tensor) -> torch.Tensor:
-    """log det of symmetric positive definite matrices [..., K, K] via Cholesky."""
-    return 2 * torch.linalg.cholesky(cov).diagonal(dim1=-2, dim2=-1).log().sum(-1)
-
-
-def gaussian_kl(mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor,
-                cov2: torch.Tensor) -> torch.Tensor:
-    """KL( N(mean1, cov1) || N(mean2, cov2) ) for full covariances; means [N, K]. Shape [N]."""
-    k = mean1.shape[-1]
-    solve = torch.linalg.solve(cov2, cov1)                               # [.., K, K] cov2^-1 cov1
-    diff = (mean2 - mean1).unsqueeze(-1)                                 # [N, K, 1]
-    mahalanobis = (diff.transpose(-2, -1) @ torch.linalg.solve(cov2, diff)).squeeze((-2, -1))
-    trace = solve.diagonal(dim1=-2, dim2=-1).sum(-1)
-    return 0.5 * (trace + mahalanobis - k + _logdet(cov2) - _logdet(cov1))
-
-
-def sample_gaussian(mean: torch.Tensor, cov: torch.Tensor, n: int,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """n draws from N(mean, cov) for each row of mean [N, K]: shape [n, N, K]."""
-    chol = torch.linalg.cholesky(cov)                                    # [.., K, K]
-    eps = torch.randn((n, *mean.shape), generator=generator, dtype=mean.dtype)
-    return mean + (chol @ eps.unsqueeze(-1)).squeeze(-1)                 # mean + L eps
-
-
-def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
-    """log N(z; mean, cov) summed over the K dimensions; z [..., N, K] -> [..., N]."""
-    diff = (z - mean).unsqueeze(-1)                                      # [..., N, K, 1]
-    chol = torch.linalg.cholesky(cov)
-    white = torch.linalg.solve_triangular(chol, diff, upper=False)      # L^-1 (z - mean)
-    k = mean.shape[-1]
-    return -0.5 * (white.pow(2).sum((-2, -1)) + _logdet(cov) + k * LOG_2PI)
-
-
-def ellipse(mean: torch.Tensor, cov: torch.Tensor, n_std: float = 1.0,
-            points: int = 100) -> torch.Tensor:
-    """Points [2, points] on the n_std contour of a 2-D Gaussian (to draw with ax.plot(*xy))."""
-    angle = torch.linspace(0, 2 * math.pi, points, dtype=cov.dtype)
-    circle = torch.stack([angle.cos(), angle.sin()])                     # [2, points]
-    return mean.reshape(2, 1) + n_std * torch.linalg.cholesky(cov) @ circle
+from companion.gaussians import LOG_2PI, full_gaussian_log_density, gaussian_kl
 
 
 @dataclass
@@ -90,6 +50,11 @@ class LinearGaussian:
     def data_dim(self) -> int:
         return self.W.shape[0]
 
+    @property
+    def noise_constant(self) -> float:
+        """D * log(2 pi sigma^2): the normaliser of p(x|z) that every log p(x|z) term carries."""
+        return self.data_dim * (LOG_2PI + 2 * math.log(self.sigma))
+
     def sample(self, n: int, generator: torch.Generator | None = None):
         """n pairs (x [n, D], z [n, K]) from the joint p(x, z) = p(x|z) p(z)."""
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=self.W.dtype)
@@ -99,8 +64,7 @@ class LinearGaussian:
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z); x [N, D], z [..., N, K] -> [..., N]."""
         residual = x - (z @ self.W.T + self.b)                           # [..., N, D]
-        return -0.5 * (residual.pow(2).sum(-1) / self.sigma**2
-                       + self.data_dim * (LOG_2PI + 2 * math.log(self.sigma)))
+        return -0.5 * (residual.pow(2).sum(-1) / self.sigma**2 + self.noise_constant)
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) = log N(z; 0, I); z [..., N, K] -> [..., N]."""
@@ -112,7 +76,7 @@ class LinearGaussian:
 
     def log_marginal(self, x: torch.Tensor) -> torch.Tensor:
         """The exact log p(x) = log N(x; b, W W^T + sigma^2 I). Shape [N]."""
-        return gaussian_log_density(x, self.b, self.marginal_cov())
+        return full_gaussian_log_density(x, self.b, self.marginal_cov())
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact p(z|x) = N(mean [N, K], cov [K, K]) by Bayes' rule."""
@@ -126,8 +90,7 @@ class LinearGaussian:
         """E_q[log p(x|z)] for q = N(mean, cov), in closed form. Shape [N]."""
         residual = x - (mean @ self.W.T + self.b)                        # [N, D]
         spread = (self.W @ cov @ self.W.T).diagonal(dim1=-2, dim2=-1).sum(-1)  # tr(W S W^T)
-        return -0.5 * ((residual.pow(2).sum(-1) + spread) / self.sigma**2
-                       + self.data_dim * (LOG_2PI + 2 * math.log(self.sigma)))
+        return -0.5 * ((residual.pow(2).sum(-1) + spread) / self.sigma**2 + self.noise_constant)
 
     def kl_to_prior(self, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
         """KL( N(mean, cov) || N(0, I) ). Shape [N]."""
@@ -150,8 +113,7 @@ def _beta_elbo_cholesky(model: LinearGaussian, x: torch.Tensor, m: torch.Tensor,
     """model.elbo(x, m, L L^T, beta) from the Cholesky factor L, with no matrix inverse. [N]."""
     residual = x - (m @ model.W.T + model.b)                              # [N, D]
     spread = (model.W @ chol).pow(2).sum((-2, -1))                        # tr(W S W^T) = |W L|^2
-    recon = -0.5 * ((residual.pow(2).sum(-1) + spread) / model.sigma**2
-                    + model.data_dim * (LOG_2PI + 2 * math.log(model.sigma)))
+    recon = -0.5 * ((residual.pow(2).sum(-1) + spread) / model.sigma**2 + model.noise_constant)
     kl = 0.5 * (chol.pow(2).sum((-2, -1)) + m.pow(2).sum(-1) - model.latent_dim
                 - 2 * log_diag.sum(-1))                                   # log det S = 2 sum log L_ii
     return recon - beta * kl

@@ -6,8 +6,8 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from companion.checks import ExerciseError
-from companion.checks import elbo
-from companion.linear_gaussian import gaussian_log_density, sample_gaussian
+from companion.checks import vae_theory as checks
+from companion.gaussians import full_gaussian_log_density, sample_gaussian
 
 
 # --- exercise 1: the ELBO by Monte Carlo -------------------------------------------------
@@ -15,7 +15,7 @@ from companion.linear_gaussian import gaussian_log_density, sample_gaussian
 def _terms(model, x, mean, cov, n, generator):
     """log p(x|z), log p(z), log q(z|x) for n draws z ~ q: three [n, N] tensors."""
     z = sample_gaussian(mean, cov, n, generator)
-    return model.log_likelihood(x, z), model.log_prior(z), gaussian_log_density(z, mean, cov)
+    return model.log_likelihood(x, z), model.log_prior(z), full_gaussian_log_density(z, mean, cov)
 
 
 def right_mc_elbo(model, x, mean, cov, n, generator):
@@ -33,7 +33,7 @@ def right_mc_elbo_with_torch_distributions(model, x, mean, cov, n, generator):
 @pytest.mark.parametrize("answer", [right_mc_elbo, right_mc_elbo_with_torch_distributions])
 def test_mc_elbo_accepts_right_answers(answer, capsys):
     torch.manual_seed(0)
-    elbo.check_mc_elbo(answer)
+    checks.check_mc_elbo(answer)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
@@ -44,7 +44,7 @@ def _log_mean_exp(model, x, mean, cov, n, g):
 
 def _covariance_instead_of_its_square_root(model, x, mean, cov, n, g):
     z = mean + torch.randn(n, *mean.shape, generator=g, dtype=mean.dtype) @ cov   # should be L eps
-    return (model.log_likelihood(x, z) + model.log_prior(z) - gaussian_log_density(z, mean, cov)).mean(0)
+    return (model.log_likelihood(x, z) + model.log_prior(z) - full_gaussian_log_density(z, mean, cov)).mean(0)
 
 
 @pytest.mark.parametrize("answer, hint", [
@@ -65,7 +65,7 @@ def _covariance_instead_of_its_square_root(model, x, mean, cov, n, g):
 ])
 def test_mc_elbo_names_the_mistake(answer, hint):
     with pytest.raises(ExerciseError, match=hint):
-        elbo.check_mc_elbo(answer)
+        checks.check_mc_elbo(answer)
 
 
 # --- exercise 2: the q that maximizes the beta-ELBO --------------------------------------
@@ -85,13 +85,13 @@ def right_beta_optimal_q_via_precision(model, x, beta):
 
 @pytest.mark.parametrize("answer", [right_beta_optimal_q, right_beta_optimal_q_via_precision])
 def test_beta_optimal_q_accepts_right_answers(answer, capsys):
-    elbo.check_beta_optimal_q(answer)
+    checks.check_beta_optimal_q(answer)
     assert capsys.readouterr().out.startswith("Correct:")
 
 
 def test_the_reference_optimum_beats_nearby_q():
-    model, x = elbo._problem()
-    mean, cov = elbo._beta_optimum(model, x, 3.0)
+    model, x = checks._problem()
+    mean, cov = checks._beta_optimum(model, x, 3.0)
     best = model.elbo(x, mean, cov, beta=3.0)
     for shift in (0.01, -0.01):
         assert (model.elbo(x, mean + shift, cov, beta=3.0) < best).all()
@@ -130,4 +130,4 @@ def _beta_on_the_likelihood(model, x, beta):
 ])
 def test_beta_optimal_q_names_the_mistake(answer, hint):
     with pytest.raises(ExerciseError, match=hint):
-        elbo.check_beta_optimal_q(answer)
+        checks.check_beta_optimal_q(answer)

@@ -2,10 +2,9 @@
 import math
 
 import pytest
-import torch
 
 from companion.checks import ExerciseError
-from companion.checks.beta_vae import check_active_units, check_mutual_information
+from companion.checks.beta_vae_disentanglement import check_active_units, check_mutual_information
 from companion.evaluation.disentanglement import entropy, mutual_information
 
 

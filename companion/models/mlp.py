@@ -1,0 +1,58 @@
+"""The fully connected models: a plain autoencoder and a VAE, one hidden layer each way.
+
+The sizes follow the Hasktorch tutorial (10 Days of Grad), day 9 (784-400-L), and the 2018
+journal-club notebook on VAEs (784-100-2).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from companion.models.base import IMAGE_SHAPE, VAE, Model, check_images
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given sizes with ReLU between them (none after the last)."""
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class Autoencoder(Model):
+    """Plain autoencoder 784-hidden-L-hidden-784 (deterministic code z, no prior)."""
+
+    def __init__(self, latent_dim: int = 2, hidden: int = 400):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder = mlp([784, hidden, latent_dim])    # 784 -> hidden -> L
+        self.decoder = mlp([latent_dim, hidden, 784])    # L -> hidden -> 784 logits
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(self, x)
+        return self.encoder(x.flatten(1))                # [N, L]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z).view(-1, *IMAGE_SHAPE)    # [N, 1, 28, 28] logits
+
+
+class MLPVAE(VAE):
+    """VAE with one hidden layer each way: 784-hidden-(mu, logvar) and L-hidden-784."""
+
+    def __init__(self, latent_dim: int = 20, hidden: int = 400):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.body = nn.Sequential(nn.Linear(784, hidden), nn.ReLU())   # 784 -> hidden
+        self.mu = nn.Linear(hidden, latent_dim)                        # hidden -> L
+        self.logvar = nn.Linear(hidden, latent_dim)                    # hidden -> L
+        self.decoder = mlp([latent_dim, hidden, 784])                  # L -> hidden -> 784
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_images(self, x)
+        h = self.body(x.flatten(1))
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z).view(-1, *IMAGE_SHAPE)

@@ -1,0 +1,122 @@
+"""Gaussian log-densities, sampling and KL divergences against torch.distributions."""
+
+import pytest
+import torch
+from torch.distributions import MultivariateNormal, Normal
+from torch.distributions import kl_divergence as torch_kl
+
+from companion.gaussians import (MonteCarloEstimate, ellipse, full_gaussian_log_density,
+                                 gaussian_kl, gaussian_log_density, kl_divergence, kl_monte_carlo,
+                                 sample_gaussian)
+
+G = torch.Generator().manual_seed(0)
+MU = torch.randn(4, 3, generator=G, dtype=torch.float64)
+LOGVAR = torch.randn(4, 3, generator=G, dtype=torch.float64)
+
+
+# --- diagonal Gaussians: log-density, closed-form KL, Monte Carlo KL ---------------------
+
+def test_gaussian_log_density_matches_torch_distributions():
+    z = torch.randn(4, 3, generator=G, dtype=torch.float64) * 3
+    want = Normal(MU, (0.5 * LOGVAR).exp()).log_prob(z)
+    assert torch.allclose(gaussian_log_density(z, MU, LOGVAR), want)
+
+
+def test_monte_carlo_agrees_with_closed_form_and_torch_distributions():
+    est = kl_monte_carlo(MU, LOGVAR, 200_000, torch.Generator().manual_seed(1))
+    closed = kl_divergence(MU, LOGVAR)
+    reference = torch_kl(Normal(MU, (0.5 * LOGVAR).exp()), Normal(0.0, 1.0)).sum(1)
+    assert torch.allclose(closed, reference)
+    assert est.mean.shape == est.stderr.shape == (4,)
+    assert bool(((est.mean - closed).abs() < 4 * est.stderr).all())
+    low, high = est.interval(4.0)
+    assert bool(((low < closed) & (closed < high)).all())
+
+
+def test_kl_is_nonnegative_and_zero_at_the_prior():
+    assert (kl_divergence(torch.randn(100, 8) * 3, torch.randn(100, 8) * 3) >= 0).all()
+    assert torch.equal(kl_divergence(torch.zeros(4, 3), torch.zeros(4, 3)), torch.zeros(4))
+
+
+def test_monte_carlo_stderr_shrinks_like_one_over_root_n():
+    small = kl_monte_carlo(MU, LOGVAR, 10_000, torch.Generator().manual_seed(2))
+    large = kl_monte_carlo(MU, LOGVAR, 160_000, torch.Generator().manual_seed(3))
+    ratio = large.stderr / small.stderr                                   # expect 1/4
+    assert bool(((ratio > 0.2) & (ratio < 0.3)).all())
+
+
+def test_monte_carlo_is_exactly_zero_at_the_prior():
+    zero = torch.zeros(2, 5, dtype=torch.float64)
+    est = kl_monte_carlo(zero, zero, 100, torch.Generator().manual_seed(0))
+    assert torch.equal(est.mean, torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(est.stderr, torch.zeros(2, dtype=torch.float64))
+
+
+def test_monte_carlo_repeats_with_a_seeded_generator():
+    a = kl_monte_carlo(MU, LOGVAR, 50, torch.Generator().manual_seed(7))
+    b = kl_monte_carlo(MU, LOGVAR, 50, torch.Generator().manual_seed(7))
+    c = kl_monte_carlo(MU, LOGVAR, 50, torch.Generator().manual_seed(8))
+    assert torch.equal(a.mean, b.mean) and not torch.equal(a.mean, c.mean)
+
+
+def test_monte_carlo_keeps_float32():
+    est = kl_monte_carlo(MU.float(), LOGVAR.float(), 10)
+    assert est.mean.dtype == torch.float32
+
+
+def test_estimate_interval_is_symmetric():
+    est = MonteCarloEstimate(torch.tensor([1.0]), torch.tensor([0.5]))
+    low, high = est.interval()
+    assert torch.allclose(low, torch.tensor([1 - 0.98])) and torch.allclose(high, torch.tensor([1.98]))
+
+
+@pytest.mark.parametrize("mu, logvar, n, match", [
+    (torch.zeros(2, 3), torch.zeros(2, 3), 1, "at least 2"),
+    (torch.zeros(3), torch.zeros(3), 10, r"\[N, L\]"),
+    (torch.zeros(2, 3), torch.zeros(2, 4), 10, r"\[N, L\]"),
+])
+def test_monte_carlo_rejects_bad_inputs(mu, logvar, n, match):
+    with pytest.raises(ValueError, match=match):
+        kl_monte_carlo(mu, logvar, n)
+
+
+# --- full-covariance Gaussians ------------------------------------------------------------
+
+def random_q(n: int, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random Gaussian per row: mean [n, k], covariance [n, k, k] (positive definite)."""
+    g = torch.Generator().manual_seed(seed)
+    mean = torch.randn(n, k, generator=g, dtype=torch.float64)
+    a = torch.randn(n, k, k, generator=g, dtype=torch.float64)
+    return mean, a @ a.transpose(-2, -1) + 0.1 * torch.eye(k, dtype=torch.float64)
+
+
+def test_gaussian_log_density_matches_torch():
+    mean, cov = random_q(3, 2, seed=2)
+    z = torch.randn(7, 3, 2, dtype=torch.float64)
+    want = MultivariateNormal(mean, cov).log_prob(z)
+    assert torch.allclose(full_gaussian_log_density(z, mean, cov), want, atol=1e-10)
+
+
+def test_gaussian_kl_matches_torch_and_is_zero_on_itself():
+    m1, c1 = random_q(3, 2, seed=3)
+    m2, c2 = random_q(3, 2, seed=4)
+    want = torch_kl(MultivariateNormal(m1, c1), MultivariateNormal(m2, c2))
+    assert torch.allclose(gaussian_kl(m1, c1, m2, c2), want, atol=1e-10)
+    assert gaussian_kl(m1, c1, m1, c1).abs().max() < 1e-12
+    assert (gaussian_kl(m1, c1, m2, c2) > 0).all()
+
+
+def test_sample_gaussian_has_the_right_moments():
+    mean, cov = random_q(1, 2, seed=8)
+    z = sample_gaussian(mean, cov, 100_000, torch.Generator().manual_seed(9))[:, 0]
+    assert z.shape == (100_000, 2)
+    assert torch.allclose(z.mean(0), mean[0], atol=0.03)
+    assert torch.allclose(torch.cov(z.T), cov[0], rtol=0.03, atol=0.03)
+
+
+def test_ellipse_lies_on_the_contour():
+    mean, cov = random_q(1, 2, seed=11)
+    xy = ellipse(mean[0], cov[0], n_std=2.0, points=50)                 # [2, 50]
+    d = xy - mean[0].reshape(2, 1)
+    mahalanobis = (d * torch.linalg.solve(cov[0], d)).sum(0)
+    assert xy.shape == (2, 50) and torch.allclose(mahalanobis, torch.full((50,), 4.0, dtype=torch.float64))
