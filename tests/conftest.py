@@ -1,5 +1,6 @@
 """Fixtures shared by several test files."""
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,16 @@ def random_images(n: int) -> ImageSet:
     g = torch.Generator().manual_seed(0)
     return ImageSet(torch.rand(n, 1, 28, 28, generator=g), torch.zeros(n, dtype=torch.long),
                     tuple("0123456789"), f"random[{n}]")
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip a test that needs something this machine lacks (a system package); in CI, where
+    CI=true, fail it instead, because there the project installs everything it needs."""
+    if available:
+        return
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"{reason} (required when CI=true)")
+    pytest.skip(reason)
 
 
 def load_script(folder: str, name: str):

@@ -24,9 +24,10 @@ def tiny_notebook(path: Path) -> Path:
 
 def test_renders_stored_outputs_and_an_index_linking_each_page(tmp_path):
     notebook = tiny_notebook(tmp_path / "99_tiny.ipynb")
-    index = render_html.render([notebook], tmp_path / "site")
+    index = render_html.render([notebook], tmp_path / "site", note="as <tested> here")
     page = tmp_path / "site" / "99_tiny.html"
     assert "stored-output-42" in page.read_text()          # outputs shown, not re-executed
+    assert "The course's notebooks as &lt;tested&gt; here." in index.read_text()
     links = re.findall(r'<a href="([^"]+)">([^<]*)</a>', index.read_text())
     assert links == [("99_tiny.html", "99 · A &lt;tiny&gt; notebook")]
     assert all((index.parent / href).exists() for href, _ in links)

@@ -1,21 +1,29 @@
-"""Notebook toolchain: execute notebooks from their paired sources, and check the pairing.
+"""Notebook toolchain: run the notebooks into build/, re-execute them in place, check pairing.
 
-    python tools/nbtool.py execute [NOTEBOOK ...]   # .py -> .ipynb inputs, run, strip metadata
+    python tools/nbtool.py build [--out DIR] [NOTEBOOK ...]   # run copies into build/notebooks
+    python tools/nbtool.py execute [NOTEBOOK ...]   # maintainer: re-execute the tracked notebooks
     python tools/nbtool.py check                    # fail if an .ipynb and its .py disagree
 
-The .py (jupytext percent format) is the reviewed source of a notebook's inputs; the .ipynb
-carries the outputs of the last run. Execution counts and outputs are kept (strict nbval
-needs both); volatile metadata (timings, widget state, language versions) is removed.
+`build` (what `make course` runs) executes a copy of each notebook into build/notebooks/ and
+renders each executed copy as a web page beside it, with an index.html; the tracked files are
+not touched. `execute` writes the tracked .ipynb: the .py (jupytext percent format) is the
+reviewed source of a notebook's inputs; the .ipynb carries the outputs of the last run.
+Execution counts and outputs are kept (strict nbval needs both); volatile metadata (timings,
+widget state, language versions) is removed.
 """
 from __future__ import annotations
 
+import argparse
+import datetime
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+BUILD = ROOT / "build" / "notebooks"
 # The same filter as pyproject's [tool.jupytext], passed explicitly: the CLI writes its own
 # version into the header otherwise, and the pairing would then depend on jupytext's version.
 JUPYTEXT = [sys.executable, "-m", "jupytext"]  # the tools of the running environment, not PATH's
@@ -58,6 +66,50 @@ def execute(names: list[str]) -> int:
     return 0
 
 
+def build(names: list[str], out: Path = BUILD) -> int:
+    """Execute a copy of each notebook into `out` and render the copies as web pages there.
+
+    A notebook that fails is kept with its error (and its page shows it); the others still run.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from render_html import render
+
+    from companion import settings
+
+    sources = _sources(names)
+    missing = [py.stem for py in sources if not py.with_suffix(".ipynb").exists()]
+    if missing:
+        print(f"no such notebook: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    copies, failed = [], []
+    for py in sources:
+        nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
+        for cell in nb.cells:          # no stored output survives into the copy
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        start = time.perf_counter()
+        try:        # the kernel runs in `out`, so nothing a notebook writes lands in notebooks/
+            NotebookClient(nb, timeout=None, kernel_name="python3", record_timing=False,
+                           store_widget_state=False,
+                           resources={"metadata": {"path": str(out)}}).execute()
+            status = "ran"
+        except CellExecutionError:
+            failed.append(py.stem)
+            status = "FAILED"
+        copies.append(out / py.with_suffix(".ipynb").name)
+        nbformat.write(nb, copies[-1])
+        print(f"{copies[-1]}: {status} in {time.perf_counter() - start:.0f} s", flush=True)
+    mode = "fast" if settings.fast_mode() else "full"
+    render(copies, out, note=f"as `make course` ran them on {datetime.date.today()} "
+                             f"({mode} mode)")
+    if failed:
+        print(f"failed: {', '.join(failed)}; each page in {out} shows the error", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def check() -> int:
     """Read-only: each .ipynb, converted to py:percent, must equal its .py byte for byte."""
     bad = 0
@@ -77,6 +129,20 @@ def check() -> int:
     return 1 if bad else 0
 
 
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("build", help="run copies into build/notebooks/ (make course)")
+    run.add_argument("--out", type=Path, default=BUILD, help="output folder")
+    run.add_argument("notebooks", nargs="*", help="names like 03_reparameterization (all if none)")
+    again = commands.add_parser("execute", help="re-execute the tracked notebooks in place")
+    again.add_argument("notebooks", nargs="*", help="names (all if none)")
+    commands.add_parser("check", help="fail if an .ipynb and its .py disagree")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        return build(args.notebooks, args.out.resolve())
+    return execute(args.notebooks) if args.command == "execute" else check()
+
+
 if __name__ == "__main__":
-    command, *args = sys.argv[1:] or ["check"]
-    sys.exit({"execute": lambda: execute(args), "check": check}[command]())
+    sys.exit(main(sys.argv[1:]))

@@ -3,10 +3,11 @@
     python tools/render_html.py [--out site] [NOTEBOOK ...]
 
 Each notebooks/NN_topic.ipynb becomes site/NN_topic.html with the outputs stored in it (nothing
-is re-executed), and site/index.html lists them by title. Open site/index.html in a browser:
-no server is needed and figures are embedded in the pages; the formulas are typeset by MathJax
-from a CDN (offline, they show as LaTeX source). The sliders of the interactive explorer need a
-running kernel, so the pages show the static figures only.
+is re-executed), and site/index.html lists them by title (`make html`). `make course` renders
+the copies it runs into build/notebooks/ the same way, beside them. Open an index.html in a
+browser: no server is needed and figures are embedded in the pages; the formulas are typeset
+by MathJax from a CDN (offline, they show as LaTeX source). The sliders of the interactive
+explorer need a running kernel, so the pages show the static figures only.
 """
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ li {{ margin: 0.4rem 0; }}
 </head>
 <body>
 <h1>{title}</h1>
-<p>The course's notebooks with the outputs of their last full-mode run. To run them yourself,
-open them in JupyterLab (<code>make lab</code>).</p>
+<p>The course's notebooks {note}. To run them yourself, open them in JupyterLab
+(<code>make lab</code>).</p>
 <ul>
 {items}
 </ul>
@@ -55,9 +56,15 @@ def title_of(nb: dict, fallback: str) -> str:
     return fallback
 
 
-def render(notebooks: list[Path], out: Path, title: str = "Variational Autoencoders, "
-           "from first principles") -> Path:
-    """Write one HTML page per notebook and an index.html linking them; return the index."""
+STORED = "with the outputs of their last full-mode run"
+TITLE = "Variational Autoencoders, from first principles"
+
+
+def render(notebooks: list[Path], out: Path, note: str = STORED, title: str = TITLE) -> Path:
+    """Write one HTML page per notebook and an index.html linking them; return the index.
+
+    `note` completes the index's sentence "The course's notebooks ..." (where the outputs
+    come from)."""
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -72,10 +79,10 @@ def render(notebooks: list[Path], out: Path, title: str = "Variational Autoencod
         page.write_text(body, encoding="utf-8")
         items.append(f'<li><a href="{page.name}">{html.escape(name)}</a> '
                      f'<span class="name">{ipynb.stem}</span></li>')
-        print(f"{page.relative_to(out.parent) if out.parent in page.parents else page}", flush=True)
+        print(page, flush=True)
     index = out / "index.html"
-    index.write_text(INDEX.format(title=html.escape(title), items="\n".join(items)),
-                     encoding="utf-8")
+    index.write_text(INDEX.format(title=html.escape(title), note=html.escape(note),
+                                  items="\n".join(items)), encoding="utf-8")
     print(f"open {index}")
     return index
 
