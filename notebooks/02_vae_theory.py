@@ -46,14 +46,14 @@ import torch
 
 import companion
 from companion import settings
-from companion.checks import elbo as checks
+from companion.checks import vae_theory as checks
 from companion.checkpoints import train_or_load
 from companion.data import load, source_of
-from companion.linear_gaussian import (LinearGaussian, ellipse, fit_q, gaussian_log_density,
-                                       sample_gaussian)
+from companion.evaluation.likelihood import effective_sample_size, log_weights, running_estimates
+from companion.gaussians import ellipse, full_gaussian_log_density, sample_gaussian
 from companion.losses import bernoulli_nll, kl_divergence
-from companion.marginal import effective_sample_size, log_weights, running_estimates
 from companion.models import MLPVAE
+from companion.models.linear_gaussian import LinearGaussian, fit_q
 from companion.plots import show_images
 
 companion.setup(seed=0, datasets=["mnist"])
@@ -153,7 +153,7 @@ assert naive.item() == -math.inf
 log_px = torch.logsumexp(log_px_z, 0) - math.log(K)          # log of the mean, computed stably
 print(f"naive Monte Carlo with {K} prior codes: log p(x) ≈ {log_px:.1f} nats")
 assert torch.isfinite(log_px)
-# companion.marginal.log_weights computes the same log p(x|z_k) for a batch of images at once
+# companion.evaluation.likelihood.log_weights computes the same log p(x|z_k) for a batch of images at once
 same = log_weights(vae, x0, K, "prior", generator=torch.Generator().manual_seed(1))   # [K, 1]
 assert torch.allclose(same[:, 0], log_px_z, rtol=1e-4, atol=1e-2)
 
@@ -402,7 +402,7 @@ assert ((joint_form - recon_form).abs() < 5 * stderr).all()
 #   + \operatorname{tr}(W S W^\top)\big) - \frac D2 \log(2\pi\sigma^2)$, minus the Gaussian
 #   $\mathrm{KL}(q\,\|\,\mathcal N(0, I))$.
 #
-# `companion.linear_gaussian` implements these formulas (its tests check them against
+# `companion.models.linear_gaussian` implements these formulas (its tests check them against
 # `torch.distributions` and against Bayes' rule at arbitrary $z$). Take a model with
 # $D = 4$ observed and $K = 2$ latent dimensions, and one observation $x$.
 
@@ -443,7 +443,7 @@ for name, (m, S) in candidates.items():
 #
 # Point 2 above says that maximizing the ELBO over $q$ drives $q$ toward the posterior. Watch
 # it happen: start $q$ at the prior and follow the gradient of the ELBO (Adam, in
-# `companion.linear_gaussian.fit_q`). Do it twice: once with a full covariance for $q$, and
+# `companion.models.linear_gaussian.fit_q`). Do it twice: once with a full covariance for $q$, and
 # once with a diagonal covariance, the kind a VAE's encoder outputs.
 
 # %%
@@ -703,12 +703,12 @@ assert elbo_prior_q < elbo_posterior and lg.kl_to_prior(post_mean, post_cov).ite
 #
 # Useful pieces: `sample_gaussian(mean, cov, n, generator)` returns `[n, N, K]` draws;
 # `model.log_likelihood(x, z)` and `model.log_prior(z)` return `[n, N]`;
-# `gaussian_log_density(z, mean, cov)` gives $\log q(z)$.
+# `full_gaussian_log_density(z, mean, cov)` gives $\log q(z)$.
 
 # %% tags=["solution"]
 def mc_elbo(model, x, mean, cov, n_samples, generator=None):
     z = sample_gaussian(mean, cov, n_samples, generator)                  # [S, N, K] z ~ q
-    log_w = model.log_likelihood(x, z) + model.log_prior(z) - gaussian_log_density(z, mean, cov)
+    log_w = model.log_likelihood(x, z) + model.log_prior(z) - full_gaussian_log_density(z, mean, cov)
     return log_w.mean(0)                                                  # [N]
 
 

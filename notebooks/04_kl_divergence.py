@@ -44,9 +44,9 @@ from torch import distributions as D
 
 import companion
 from companion import settings
-from companion.checks import kl as checks
+from companion.checks import kl_divergence as checks
 from companion.data import Batches, load, source_of
-from companion.divergences import gaussian_log_density, kl_monte_carlo
+from companion.gaussians import gaussian_log_density, kl_monte_carlo
 from companion.losses import elbo_loss, kl_divergence
 from companion.models import MLPVAE
 from companion.plots import show_images
@@ -141,7 +141,7 @@ assert (forward >= 0).all() and (backward >= 0).all()
 # $$
 #
 # Check each step with numbers before trusting the result. `gaussian_log_density(z, mu, logvar)`
-# from `companion.divergences` is the formula for $\log\mathcal N(z;\mu,\sigma^2)$ above, one
+# from `companion.gaussians` is the formula for $\log\mathcal N(z;\mu,\sigma^2)$ above, one
 # line of code.
 
 # %%

@@ -46,7 +46,7 @@ import torch
 
 import companion
 from companion import checkpoints, settings
-from companion.checks import training_vae as checks
+from companion.checks import training_a_vae as checks
 from companion.data import load, source_of, train_val_split
 from companion.evaluation.likelihood import binarized, importance_weighted
 from companion.latent import encode_all, grid, nearest_distance
@@ -155,9 +155,10 @@ plt.show()
 #
 # ## 3. The latent space, drawn
 #
-# Seeds 000, 001 and 002 all plot the test set's codes coloured by class. For a VAE the code of
-# an image is the mean $\mu(x)$ of $q(z\mid x)$. With $L = 20$ you can only draw two of the
-# twenty coordinates; take the two whose means vary most across the test set.
+# The Hasktorch tutorial and the R torch book plot the test set's codes coloured by class; the
+# journal-club notebook plots one training batch that way. For a VAE the code of an image is
+# the mean $\mu(x)$ of $q(z\mid x)$. With $L = 20$ you can only draw two of the twenty
+# coordinates; take the two whose means vary most across the test set.
 
 # %%
 codes = {latent: encode_all(models[latent], test) for latent in (2, 20)}
@@ -183,9 +184,9 @@ assert (radius < 3).float().mean() > settings.pick(0.9, 0.3)   # fast mode: bare
 # %% [markdown]
 # ### Walking the 2-D latent space
 #
-# Seed 000 decodes a grid over $[-3, 3]^2$ in steps of 0.3 (21 × 21 points); `latent.grid`
-# builds it with $z_2$ decreasing down the rows, so the picture has the orientation of the
-# scatter plot above.
+# The Hasktorch tutorial decodes a grid over $[-3, 3]^2$ in steps of 0.3 (21 × 21 points);
+# `latent.grid` builds it with $z_2$ decreasing down the rows, so the picture has the
+# orientation of the scatter plot above.
 
 # %%
 walk = grid((-3, 3), (-3, 3), steps=21).to(device)           # [441, 2], step 0.3
@@ -201,7 +202,7 @@ plt.show()
 #
 # ### Pitfall: a grid that is too wide
 #
-# > **Pitfall: decoding far outside the prior.** Seed 001 decodes an 8 × 8 grid over
+# > **Pitfall: decoding far outside the prior.** The R torch book decodes an 8 × 8 grid over
 # > $[-8, 8]^2$. Under the prior $\mathcal N(0, I)$ the point $(8, 8)$ has density
 # > $e^{-64}$ relative to the origin: no training image was ever encoded anywhere near it, so
 # > the decoder was never asked what to draw there. What it draws is extrapolation.
@@ -239,7 +240,8 @@ assert distance[border].mean() > settings.pick(3, 1) * distance[~border].mean()
 #
 # ## 4. Latent size: 2 vs 20 vs 128
 #
-# Seed 001 trains with $L = 2$ and $L = 128$. Train the third model and compare three things:
+# The R torch book trains with $L = 2$ and $L = 128$. Train the third model and compare three
+# things:
 #
 # * the **test ELBO** (nats per image; higher is better, so print $-$ELBO, lower is better);
 # * the **KL of each latent dimension**, averaged over the test set, and the number of
@@ -324,9 +326,9 @@ plt.show()
 #
 # ## 5. Saving, loading and the train-or-load cache
 #
-# Seed 003 saves a model with `torch.save(vae.state_dict(), ...)` and restores it with
-# `load_state_dict`. Seed 000 does the same in Hasktorch. A bare `state_dict` holds tensors
-# and nothing else.
+# The slides save a model with `torch.save(vae.state_dict(), ...)` and restore it with
+# `load_state_dict`. The Hasktorch tutorial does the same in Haskell. A bare `state_dict`
+# holds tensors and nothing else.
 #
 # > **Pitfall: a state_dict does not know its architecture.** Load the weights of the
 # > $L = 20$ model into a freshly built model of a different latent size, the way a

@@ -36,11 +36,12 @@ import matplotlib.pyplot as plt
 import torch
 
 import companion
-from companion import settings, sprites
+from companion import settings
 from companion.checkpoints import train_or_load
-from companion.data import load
+from companion.data import load, sprites
 from companion.evaluation.disentanglement import mig
-from companion.latent import encode_all, slant, traverse
+from companion.latent import encode_all
+from companion.latent_arithmetic import slant, traverse
 from companion.models import MLPVAE
 from companion.plots import scatter_latent, show_images
 from companion.training import evaluate
@@ -286,7 +287,7 @@ if TRAINED:
 #
 # ## 3. Measured, not eyeballed: sprites with known factors
 #
-# `companion.sprites` draws images the way dSprites (Matthey et al., 2017) does: one shape on
+# `companion.data.sprites` draws images the way dSprites (Matthey et al., 2017) does: one shape on
 # an empty canvas, fixed by five independent factors, each on a grid: shape (square,
 # ellipse, heart), scale (six values in [0.5, 1]), orientation (angles in $[0, 2\pi)$), and the
 # $x$ and $y$ position. The full grid of dSprites (40 angles, 32 × 32 positions, 64 × 64
@@ -543,7 +544,7 @@ def mutual_information(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # %%
-from companion.checks.beta_vae import check_active_units, check_mutual_information  # noqa: E402
+from companion.checks.beta_vae_disentanglement import check_active_units, check_mutual_information  # noqa: E402
 
 check_mutual_information(mutual_information)
 
@@ -605,7 +606,7 @@ if TRAINED:
 #   "Challenging common assumptions in the unsupervised learning of disentangled
 #   representations", ICML, arXiv:1811.12359 — MIG with discretised means; the role of seeds.
 # - L. Matthey, I. Higgins, D. Hassabis and A. Lerchner (2017), "dSprites: disentanglement
-#   testing sprites dataset" — the factor layout that `companion.sprites` imitates.
+#   testing sprites dataset" — the factor layout that `companion.data.sprites` imitates.
 # - A. Alemi, B. Poole, I. Fischer, J. Dillon, R. A. Saurous and K. Murphy (2018), "Fixing a
 #   broken ELBO", ICML, arXiv:1711.00464 — rate and distortion.
 # - Y. Burda, R. Grosse and R. Salakhutdinov (2015), "Importance weighted autoencoders",

@@ -47,17 +47,17 @@ import companion
 from companion import settings
 from companion.checkpoints import train_or_load
 from companion.checks import conv_vae as checks
-from companion.conv_vae import (LR, BADConvVAE, BatchNormConvVAE, ConvVAE, SimpleConvVAE,
-                                images_per_second, layer_shapes, parameter_count, side_by_side)
-from companion.data import Batches, DataError, load, source_of
+from companion.data import Batches, load, load_first, source_of
+from companion.inspect import (images_per_second, layer_shapes, parameter_count,
+                               side_by_side)
 from companion.latent import encode_all, grid
 from companion.losses import bernoulli_nll, kl_divergence, rmse
-from companion.models import MLPVAE
+from companion.models import (LR, BADConvVAE, BatchNormConvVAE, ConvVAE, MLPVAE,
+                              SimpleConvVAE)
 from companion.plots import scatter_latent, show_images
-from companion.sample_strip import train_or_load_with_strip
-from companion.training import evaluate
+from companion.training import SampleStrip, evaluate
 
-companion.setup(seed=0, datasets=["mnist", "fashion-mnist"])
+companion.setup(seed=0, datasets=["mnist"])
 device = settings.device()   # the data load onto it; every model goes there too
 # Where the data came from differs between machines (hence no output check); it must be staged.
 assert source_of("mnist") != "not staged"
@@ -103,56 +103,60 @@ assert same
 # %% [markdown]
 # ## 2. The three convolutional VAEs of the sources
 #
-# Three of the source documents build a conv VAE. `companion.conv_vae` holds each as a class
+# Three of the source documents build a conv VAE. `companion.models.conv` holds each as a class
 # (subclasses of `companion.models.VAE`, so `encode`, `decode`, `sample` and the training loop
 # work as before):
 #
 # | class | source | encoder | decoder |
 # |---|---|---|---|
-# | `SimpleConvVAE` | seed 000, "10 Days of Grad" | convs 4×4, 4×4, 3×3, stride 2, ReLU → 2×2×128 | linear → 1×1×1024 → transposed convs 4, 6, 6, stride 2 |
-# | `BatchNormConvVAE` | seed 001, R torch book | four 3×3 stride-2 convs + BatchNorm + LeakyReLU, 28→14→7→4→2, 224 channels → 896 | linear → 1×1×224 → four transposed convs with BatchNorm |
-# | `BADConvVAE` | seed 003, 2022 slides | 3×3 convs with "BAD" blocks (BatchNorm, LeakyReLU, Dropout), channels 1→32→64→64→64, strides 1, 2, 2, 1 → 3136 | linear → 64×7×7 → mirrored transposed convs with `output_padding` |
+# | `SimpleConvVAE` | the Hasktorch tutorial "10 Days of Grad", day 9 | convs 4×4, 4×4, 3×3, stride 2, ReLU → 2×2×128 | linear → 1×1×1024 → transposed convs 4, 6, 6, stride 2 |
+# | `BatchNormConvVAE` | the R torch book (Keydana), ch. 16 | four 3×3 stride-2 convs + BatchNorm + LeakyReLU, 28→14→7→4→2, 224 channels → 896 | linear → 1×1×224 → four transposed convs with BatchNorm |
+# | `BADConvVAE` | the VAE slides (2022) | 3×3 convs with "BAD" blocks (BatchNorm, LeakyReLU, Dropout), channels 1→32→64→64→64, strides 1, 2, 2, 1 → 3136 | linear → 64×7×7 → mirrored transposed convs with `output_padding` |
 #
-# Printing each layer's output shape (seed 003's debugging habit) is the quickest way to read a
-# conv net. Here are the layers that change the shape, side by side (heads $\mu$ and
+# Printing each layer's output shape (the slides' debugging habit) is the quickest way to read
+# a conv net. Here are the layers that change the shape, side by side (heads $\mu$ and
 # $\log\sigma^2$ both print as `Linear 2`):
 
 # %%
 torch.manual_seed(0)
-sources = {"seed 000": SimpleConvVAE(latent_dim=2).to(device),
-           "seed 001": BatchNormConvVAE(latent_dim=2).to(device),
-           "seed 003": BADConvVAE(latent_dim=2).to(device)}
+sources = {"Hasktorch (SimpleConvVAE)": SimpleConvVAE(latent_dim=2).to(device),
+           "R torch book (BatchNormConvVAE)": BatchNormConvVAE(latent_dim=2).to(device),
+           "slides (BADConvVAE)": BADConvVAE(latent_dim=2).to(device)}
 shaping = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Unflatten, nn.Upsample)
 x = load("mnist", "test").images[:4]
-print(side_by_side({name: layer_shapes(m.eval(), x, shaping) for name, m in sources.items()}))
+print(side_by_side({name: layer_shapes(m.eval(), x, shaping) for name, m in sources.items()},
+                   width=33))
 print()
 for name, model in sources.items():
-    print(f"{name}: {parameter_count(model):>9,} parameters")
+    print(f"{name + ':':<33}{parameter_count(model):>9,} parameters")
     assert model.decode(torch.zeros(3, 2, device=device)).shape == (3, 1, 28, 28)
 
 # %% [markdown]
-# Read the columns top to bottom. Seed 000 uses no padding, so its sizes shrink unevenly
-# (28 → 13 → 5 → 2), and its decoder has to grow from a single pixel with kernels 4, 6, 6 to
-# land exactly on 28. Seed 001 pads, so each stride-2 conv halves the size rounding up. Seed
-# 003 keeps the full 28×28 resolution in its first layer and uses `output_padding=1` so that
-# 7 → 14 → 28 comes out even. Most of seed 000's parameters sit in its decoder's first
-# transposed conv: 1024 × 256 × 4 × 4 weights.
+# Read the columns top to bottom. The Hasktorch tutorial's network uses no padding, so its
+# sizes shrink unevenly (28 → 13 → 5 → 2), and its decoder has to grow from a single pixel
+# with kernels 4, 6, 6 to land exactly on 28. The R torch book's network pads, so each
+# stride-2 conv halves the size rounding up. The slides' network keeps the full 28×28
+# resolution in its first layer and uses `output_padding=1` so that 7 → 14 → 28 comes out
+# even. Most of the Hasktorch network's parameters sit in its decoder's first transposed
+# conv: 1024 × 256 × 4 × 4 weights.
 #
 # ### What this course changes in the sources
 #
-# * **Logits out, sigmoid in the loss.** Seeds 000 and 001 end the decoder with a sigmoid;
-#   here every decoder returns logits and the Bernoulli loss works from them (notebook 01).
-# * **No block after the output layer.** Seed 003 puts BatchNorm, LeakyReLU and Dropout after
-#   its last transposed conv. Pitfall below.
-# * **A likelihood, not RMSE.** Seed 003 trains with the root mean squared error. Pitfall below.
+# * **Logits out, sigmoid in the loss.** The Hasktorch tutorial and the R torch book end the
+#   decoder with a sigmoid; here every decoder returns logits and the Bernoulli loss works
+#   from them (notebook 01).
+# * **No block after the output layer.** The slides put BatchNorm, LeakyReLU and Dropout
+#   after their last transposed conv. Pitfall below.
+# * **A likelihood, not RMSE.** The slides train with the root mean squared error. Pitfall
+#   below.
 # * **No Dropout.** Discussed after the pitfalls.
-# * Seed 001's `reparameterize` forgets the `exp`; that was notebook 03's pitfall, and
+# * The R torch book's `reparameterize` forgets the `exp`; that was notebook 03's pitfall, and
 #   `companion.models.VAE.reparameterize` is the fixed version all these classes share.
 
 # %% [markdown]
 # ## 3. Pitfall: a "BAD" block after the output layer
 #
-# > **Pitfall.** Seed 003 follows *every* transposed conv of its decoder with a BAD block,
+# > **Pitfall.** The slides follow *every* transposed conv of their decoder with a BAD block,
 # > the last one included. On an output that is read as Bernoulli logits this is fatal:
 # > LeakyReLU multiplies negative logits by 0.01, so a pixel that should be surely black
 # > (logit −10) becomes a logit of −0.1, a coin flip; Dropout sets half the logits to 0,
@@ -179,7 +183,7 @@ assert losses["BAD block after it"] > 5 * losses["plain output layer"]
 #
 # ## 4. Pitfall: RMSE as the reconstruction term
 #
-# > **Pitfall.** Seed 003 trains with $\sqrt{\frac1n\sum_i (x'_i - x_i)^2}$. That is not the
+# > **Pitfall.** The slides train with $\sqrt{\frac1n\sum_i (x'_i - x_i)^2}$. That is not the
 # > negative log-likelihood of any decoder: it is a *mean* over pixels and then a square root,
 # > so it stays below about 0.3 even for an all-black output, while the KL term (notebook 04)
 # > is a *sum* over latent dimensions of several nats. Next to the KL, the reconstruction hardly
@@ -269,7 +273,7 @@ assert not torch.allclose(mu_a, mu_b)
 #
 # ## 5. Transposed convolution or upsample + convolution?
 #
-# A decoder has to grow 7×7 feature maps to 28×28. Seed 003 names the two usual ways:
+# A decoder has to grow 7×7 feature maps to 28×28. The slides name the two usual ways:
 #
 # * **transposed convolution** (`ConvTranspose2d`, stride $s$): every input pixel paints a
 #   copy of the $k\times k$ kernel, scaled by its value, into the output, copies $s$ pixels
@@ -307,8 +311,8 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# All three produce 14×14. The 3×3 transposed conv with stride 2 (seed 003's choice) turns a
-# constant input into a checkerboard of 1, 2 and 4: a built-in pattern the network must learn
+# All three produce 14×14. The 3×3 transposed conv with stride 2 (the slides' choice) turns
+# a constant input into a checkerboard of 1, 2 and 4: a built-in pattern the network must learn
 # to cancel, and the origin of the "checkerboard artefacts" of Odena et al. (2016). A 4×4
 # kernel with stride 2 gives a constant output away from the border, and so does
 # upsample + conv.
@@ -355,7 +359,7 @@ checks.check_output_sizes(conv_size, tconv_size)
 # %% [markdown]
 # ## 6. A network that trains fast on a CPU
 #
-# Where does seed 003's network spend its time? Its first layer keeps all 28×28 pixels with
+# Where does the slides' network spend its time? Its first layer keeps all 28×28 pixels with
 # 32 channels, and each BAD block then runs BatchNorm, LeakyReLU and Dropout over those
 # 25 088 numbers per image, forward and backward, with a mirror image in the decoder.
 # Element-wise layers do little arithmetic but move a lot of memory.
@@ -367,26 +371,29 @@ checks.check_output_sizes(conv_size, tconv_size)
 
 # %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
-contenders = {"seed 000": SimpleConvVAE(2), "seed 001": BatchNormConvVAE(2),
-              "seed 003 (Dropout 0.5)": BADConvVAE(2), "seed 003, no Dropout": BADConvVAE(2, 0.0),
+contenders = {"Hasktorch (SimpleConvVAE)": SimpleConvVAE(2),
+              "R torch book (BatchNormConvVAE)": BatchNormConvVAE(2),
+              "slides (BADConvVAE, Dropout 0.5)": BADConvVAE(2),
+              "slides (BADConvVAE, no Dropout)": BADConvVAE(2, 0.0),
               "course ConvVAE": ConvVAE(2)}
 contenders = {name: m.to(device) for name, m in contenders.items()}
 x = load("mnist", "train").images[:128]
 steps = settings.pick(6, 2)
 speed = {name: images_per_second(m, x, steps=steps) for name, m in contenders.items()}
 for name, model in contenders.items():
-    print(f"{name:<24}{parameter_count(model):>11,} parameters {speed[name]:>7.0f} images/s")
-ratio = speed["course ConvVAE"] / speed["seed 003 (Dropout 0.5)"]
-print(f"course ConvVAE / seed 003: {ratio:.1f}x")
+    print(f"{name:<33}{parameter_count(model):>11,} parameters {speed[name]:>7.0f} images/s")
+ratio = speed["course ConvVAE"] / speed["slides (BADConvVAE, Dropout 0.5)"]
+print(f"course ConvVAE / slides (BADConvVAE, Dropout 0.5): {ratio:.1f}x")
 assert ratio >= 2
 
 # %% [markdown]
-# The course's network trains several times faster than seed 003's. Is it as good? And do the
-# usual runtime tricks help? `bench/conv.py` answers both in one run with interleaved epochs:
-# it trains seed 003's network in a plain loop (Adam, lr 1e-3, as in the sources) next to
-# `ConvVAE` with several settings (the learning rate, `channels_last` memory format,
-# bfloat16 matrix products, `torch.compile`) on the same images, and scores each by its test
-# loss, the negative ELBO (lower is better). Its last stored result:
+# The course's network trains several times faster than the slides' network. Is it as good?
+# And do the usual runtime tricks help? `bench/conv.py` answers both in one run with
+# interleaved epochs: it trains the slides' network (run `slides`) in a plain loop (Adam,
+# lr 1e-3: the slides name no optimizer, so it takes the Hasktorch tutorial's and the R torch
+# book's) next to `ConvVAE` with several settings (the learning rate, `channels_last` memory
+# format, bfloat16 matrix products, `torch.compile`) on the same images, and scores each by
+# its test loss, the negative ELBO (lower is better). Its last stored result:
 
 # %% tags=["nbval-ignore-output"]
 bench = json.loads((settings.REPO_ROOT / "bench" / "results" / "conv.json").read_text())
@@ -397,19 +404,19 @@ for name, run in bench["runs"].items():
           f"test -ELBO {run['final_test_loss']:6.1f}")
 runs = bench["runs"]
 assert runs["course"]["speedup"] >= 2
-assert runs["course"]["final_test_loss"] <= runs["seed003"]["final_test_loss"]
+assert runs["course"]["final_test_loss"] <= runs["slides"]["final_test_loss"]
 assert runs["course"]["final_test_loss"] < runs["course-lr1e-3"]["final_test_loss"]
 assert max(runs["course-channels-last"]["speedup"], runs["course-compiled"]["speedup"]) \
     < 1.1 * runs["course"]["speedup"]
 assert abs(runs["course-bf16"]["speedup"] / runs["course"]["speedup"] - 1) < 0.3
-course, no_dropout, slow_lr = runs["course"], runs["seed003-no-dropout"], runs["course-lr1e-3"]
-print(f"course, next to seed003-no-dropout: "
+course, no_dropout, slow_lr = runs["course"], runs["slides-no-dropout"], runs["course-lr1e-3"]
+print(f"course, next to slides-no-dropout: "
       f"{course['speedup'] / no_dropout['speedup']:.1f}x as fast, "
       f"test -ELBO {course['final_test_loss'] - no_dropout['final_test_loss']:+.1f} nats")
 print(f"course-lr1e-3 (same network), next to course: "
       f"speed {slow_lr['speedup'] / course['speedup'] - 1:+.0%}, "
       f"test -ELBO {slow_lr['final_test_loss'] - course['final_test_loss']:+.1f} nats")
-# the trade-off: far faster than seed 003 without Dropout, a few nats worse
+# the trade-off: far faster than the slides' network without Dropout, a few nats worse
 assert course["speedup"] > 3 * no_dropout["speedup"]
 assert 0 < course["final_test_loss"] - no_dropout["final_test_loss"] < 10
 # no trick is clearly faster than the plain setting
@@ -419,13 +426,14 @@ assert max(runs[k]["speedup"] for k in ("course-channels-last", "course-bf16", "
 # %% [markdown]
 # Three things to read off:
 #
-# * **Speed.** `ConvVAE` trains several times faster than seed 003's network. Dropping Dropout
-#   alone (`seed003-no-dropout`) gains much less: the full-resolution layers are the cost.
+# * **Speed.** `ConvVAE` trains several times faster than the slides' network. Dropping
+#   Dropout alone (`slides-no-dropout`) gains much less: the full-resolution layers are the
+#   cost.
 # * **Quality needs the learning rate.** With the sources' lr 1e-3 the small network is still
 #   far behind after two epochs (`course-lr1e-3`, about 17 nats worse); with lr 3e-3
-#   (`companion.conv_vae.LR`) it ends with a lower test loss than seed 003's network as the
-#   source trains it, with Dropout.
-# * **A trade-off, not a free lunch.** Seed 003's network *without* Dropout ends a few nats
+#   (`companion.models.LR`) it ends with a lower test loss than the slides' network with the
+#   slides' Dropout.
+# * **A trade-off, not a free lunch.** The slides' network *without* Dropout ends a few nats
 #   better than `ConvVAE`, and `ConvVAE` trains about five times faster than it (the last
 #   two printed lines). The course takes the speed: its canonical settings are `ConvVAE`
 #   trained by `fit(..., lr=LR)`.
@@ -437,11 +445,11 @@ assert max(runs[k]["speedup"] for k in ("course-channels-last", "course-bf16", "
 #
 # ## 7. Training on MNIST: latent 2 and latent 128
 #
-# Seed 001 trains its conv VAE twice, with 128 latent dimensions (good samples) and with 2
+# The R torch book trains its conv VAE twice, with 128 latent dimensions (good samples) and with 2
 # (a map you can draw), and every 50 batches decodes 64 latent points to watch it learn. It
 # draws fresh random points each time, so its snapshots do not show the same samples.
-# `train_or_load_with_strip` fixes the points instead: it trains (or loads from the cache)
-# and returns the images decoded from 8 fixed points $z\sim\mathcal N(0, I)$ before training
+# A `SampleStrip` fixes the points instead: given to `train_or_load(..., strip=...)`, it
+# records the images decoded from 8 fixed points $z\sim\mathcal N(0, I)$ before training
 # and every `every` batches after, so that the rows compare. The strip is saved with the
 # checkpoint, so a cached run shows its real strip.
 
@@ -455,9 +463,10 @@ def train_conv(latent_dim: int, train, test) -> dict:
     """A ConvVAE trained (or loaded) with its strip of samples."""
     torch.manual_seed(0)
     model = ConvVAE(latent_dim).to(device)
-    history, strip, steps = train_or_load_with_strip(model, train, test, epochs=EPOCHS, lr=LR,
-                                                     every=EVERY, seed=0, progress=False)
-    return {"model": model, "history": history, "strip": strip, "steps": steps}
+    strip = SampleStrip(n=8)
+    history = train_or_load(model, train, test, strip=strip, epochs=EPOCHS, lr=LR, every=EVERY,
+                            seed=0, progress=False)
+    return {"model": model, "history": history, "strip": strip.images, "steps": strip.steps}
 
 
 # %% tags=["nbval-ignore-output"]
@@ -493,7 +502,7 @@ show_strips(mnist_runs, "MNIST: samples from 8 fixed z while training")
 # details of a digit.
 #
 # With a 2-D latent space you can see the whole code map. Encode the test set (the means
-# $\mu$), and decode an 8×8 grid of points over $[-8, 8]^2$, seed 001's range:
+# $\mu$), and decode an 8×8 grid of points over $[-8, 8]^2$, the R torch book's range:
 
 # %%
 def show_latent2(model, test, title: str) -> None:
@@ -525,24 +534,24 @@ print(f"largest |mu| coordinate: {codes.abs().max():.1f}")
 assert inside > 0.8
 
 # %% [markdown]
-# Almost every code lies inside $[-3, 3]^2$, so most of seed 001's $[-8, 8]^2$ grid is
-# extrapolation; $[-3, 3]$ (seed 000's range) shows the learnt part in more detail.
+# Almost every code lies inside $[-3, 3]^2$, so most of the R torch book's $[-8, 8]^2$ grid
+# is extrapolation; $[-3, 3]$ (the Hasktorch tutorial's range) shows the learnt part in more
+# detail.
 #
-# ## 8. A second dataset: Kuzushiji-MNIST, or Fashion-MNIST offline
+# ## 8. A second dataset: Kuzushiji-MNIST, or what you have
 #
-# Seed 001 uses Kuzushiji-MNIST: 28×28 images of ten cursive Japanese characters. It can only
-# be downloaded; on a machine without internet the notebook says so and uses Fashion-MNIST,
-# which the course can stage offline. The code is the same either way.
+# The R torch book's VAE chapter uses Kuzushiji-MNIST: 28×28 images of ten cursive Japanese
+# characters. It can only be downloaded. `load_first` takes the first of a list of datasets
+# that is available here: without Kuzushiji-MNIST this section uses Fashion-MNIST, and
+# without that MNIST again, and one printed line per skipped dataset says so, with the
+# command that gets it. The code is the same either way.
 
 # %% tags=["nbval-ignore-output"]
-try:
-    second_train, second_test = load("kmnist", "train"), load("kmnist", "test")
-    print("Using Kuzushiji-MNIST.")
-except DataError:
-    second_train, second_test = load("fashion-mnist", "train"), load("fashion-mnist", "test")
-    print("Kuzushiji-MNIST could not be loaded (no internet?): "
-          "USING FASHION-MNIST INSTEAD for this section.")
-second_name = second_train.tag.split("/")[0]
+second_train = load_first(["kmnist", "fashion-mnist", "mnist"], "train")
+second_name = second_train.dataset
+second_test = load(second_name, "test")
+print(f"This section uses {second_name}.")
+assert second_test.dataset == second_name and second_test.classes == second_train.classes
 second_train = second_train.subset(settings.pick(60000, 2000))
 second_test = second_test.subset(settings.pick(10000, 1000))
 
@@ -631,8 +640,8 @@ checks.check_upsample_decoder(make_upsample_decoder)
 # * A transposed conv whose kernel is not a multiple of its stride paints a checkerboard;
 #   upsample + conv avoids it at a higher cost; 4×4 kernels with stride 2 avoid it cheaply.
 # * A lean `ConvVAE` (no full-resolution hidden layer, no BatchNorm, no Dropout, lr 3e-3)
-#   trains several times faster than seed 003's network on a CPU. It ends with a better test
-#   ELBO than seed 003 with Dropout and a few nats worse than seed 003 without it: a trade of
+#   trains several times faster than the slides' network on a CPU. It ends with a better test
+#   ELBO than that network with Dropout and a few nats worse than it without Dropout: a trade of
 #   a little quality for a lot of speed. With its own learning rate it also beat the MLP VAE
 #   (lr 1e-3) at the same latent size.
 #
@@ -646,8 +655,8 @@ checks.check_upsample_decoder(make_upsample_decoder)
 # * T. Clanuwat et al. *Deep Learning for Classical Japanese Literature* (Kuzushiji-MNIST).
 #   2018. arXiv:1812.01718.
 # * The conv VAE architectures come from the course's source documents: "10 Days of Grad",
-#   day 9, by Bogdan Penkovsky (seed 000: the three-conv VAE); "Deep Learning and Scientific
-#   Computing with R torch" by Sigrid Keydana, ch. 16 (seed 001: the BatchNorm conv VAE,
+#   day 9, by Bogdan Penkovsky (the three-conv VAE); "Deep Learning and Scientific
+#   Computing with R torch" by Sigrid Keydana, ch. 16 (the BatchNorm conv VAE,
 #   Kuzushiji-MNIST, latent 2 vs 128, samples every 50 batches, the 8×8 grid over [−8, 8]);
-#   and the 2022 slides "Variational Autoencoder" (seed 003: the BAD blocks, printing layer
+#   and the 2022 slides "Variational Autoencoder" (the BAD blocks, printing layer
 #   shapes, transposed conv vs upsampling, and the RMSE loss).

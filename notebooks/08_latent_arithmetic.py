@@ -45,8 +45,9 @@ import companion
 from companion import settings
 from companion.checkpoints import train_or_load
 from companion.data import load
-from companion.latent import (attribute_direction, class_means, encode_all, grid, inpaint,
-                              knn_classify, lerp, nearest_distance, slant, slerp, traverse)
+from companion.latent import encode_all, grid, knn_classify, nearest_distance
+from companion.latent_arithmetic import (attribute_direction, class_means, inpaint, lerp, slant,
+                                         slerp, traverse)
 from companion.models import MLPVAE
 from companion.plots import image_grid, show_images
 from companion.widgets import explorer
@@ -147,9 +148,9 @@ def slerp_unit(u0: torch.Tensor, u1: torch.Tensor, t: torch.Tensor) -> torch.Ten
 
 
 # %% [markdown]
-# `companion.latent.slerp(z0, z1, t)` applies the same formula to the directions of two codes
+# `companion.latent_arithmetic.slerp(z0, z1, t)` applies the same formula to the directions of two codes
 # of any length and interpolates their norms linearly, so the path keeps its distance from
-# the origin; `companion.latent.lerp` is the straight line. Check the shell argument on pairs
+# the origin; `companion.latent_arithmetic.lerp` is the straight line. Check the shell argument on pairs
 # of prior samples in $L = 16$:
 
 # %%
@@ -257,7 +258,7 @@ assert torch.isnan(slerp_unit(e, e, half)).all()
 assert torch.equal(slerp(3 * e, 5 * e, half)[0], 4 * e)
 
 # %% [markdown]
-# `companion.latent.slerp` checks $\sin\Omega$ first and, when the two directions (almost)
+# `companion.latent_arithmetic.slerp` checks $\sin\Omega$ first and, when the two directions (almost)
 # coincide, walks the straight line, which is then also the great circle.
 #
 # ## 3. Attribute vectors
@@ -339,7 +340,7 @@ plt.show()
 # %% [markdown]
 # In each pair of rows, "mean" ends on a clean prototype of the target class. "diff" often
 # ends on a hybrid or a broken shape that is neither digit: the *average* offset between two
-# classes is not the right edit for every individual image. The seed slides' recipe, toward
+# classes is not the right edit for every individual image. The slides' recipe, toward
 # the mean, is the dependable one, at the price of losing the image's individuality at
 # $t = 1$.
 #
@@ -351,7 +352,7 @@ plt.show()
 #
 # $$\text{slant} = \frac{\operatorname{cov}(x, y)}{\operatorname{var}(y)},$$
 #
-# which is 0 for an upright stroke, positive when the top leans right. `companion.latent.slant`
+# which is 0 for an upright stroke, positive when the top leans right. `companion.latent_arithmetic.slant`
 # computes it. Then the attribute direction is the difference between the mean code of the
 # most slanted quarter of the training images and that of the least slanted quarter:
 #
@@ -417,7 +418,7 @@ plt.show()
 #
 # then decode $z$ and paste the decoded pixels into the hidden half. The prior term keeps $z$
 # where the decoder has been trained; without it the optimiser is free to chase the visible
-# pixels into regions of latent space that decode to nonsense. `companion.latent.inpaint`
+# pixels into regions of latent space that decode to nonsense. `companion.latent_arithmetic.inpaint`
 # runs Adam on $z$, starting from the encoding of the masked image (hidden pixels set to 0).
 #
 # Three other answers to compare it with: the encoder applied to the masked image (one shot,
