@@ -2,11 +2,26 @@
 
 A check prints a short confirmation when the answer is right and raises `ExerciseError`
 (an AssertionError) with a hint when it is wrong, so a wrong answer stops the notebook
-where the learner can see it.
+where the learner can see it. Every public check is decorated with `self_check`: an exercise
+not attempted yet (its function still raises the NotImplementedError of the learner copy)
+gets one line saying so instead of a traceback, so "Run All" on a learner copy goes on.
 """
 from __future__ import annotations
 
+import dis
+import functools
+import sysconfig
+from pathlib import Path
+from types import TracebackType
+from typing import Callable, TypeVar
+
 import torch
+
+Check = TypeVar("Check", bound=Callable[..., None])
+
+# Code that is not the learner's: this package, the standard library, installed packages.
+_NOT_LEARNER = [Path(__file__).resolve().parent.parent] + [
+    Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")]
 
 
 class ExerciseError(AssertionError):
@@ -40,3 +55,39 @@ def as_double(out, shape: tuple[int, ...], what: str, finite: bool = False) -> t
 def close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
     """Same shape and equal up to rounding: how a check compares an answer with a reference."""
     return a.shape == b.shape and torch.allclose(a, b, rtol=rtol, atol=atol)
+
+
+def unwritten(err: BaseException) -> str | None:
+    """The learner's function whose own `raise NotImplementedError` threw err, else None.
+
+    None for every other error, including torch's NotImplementedError for an operation that
+    a device or tensor type lacks: that is a bug to report, not an exercise left open.
+    """
+    if not isinstance(err, NotImplementedError) or err.__traceback__ is None:
+        return None
+    tb: TracebackType = err.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    if any(Path(code.co_filename).resolve().is_relative_to(d) for d in _NOT_LEARNER):
+        return None
+    if not any(i.offset == tb.tb_lasti and i.opname == "RAISE_VARARGS"
+               for i in dis.get_instructions(code)):
+        return None                      # raised inside a call into compiled code
+    return "your code" if code.co_name.startswith("<") else f"`{code.co_name}`"
+
+
+def self_check(check: Check) -> Check:
+    """Decorate a check: an unattempted exercise prints one line and returns None."""
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        try:
+            return check(*args, **kwargs)
+        except NotImplementedError as err:
+            what = unwritten(err)
+            if what is None:
+                raise
+            print(f"Not attempted yet: {what} still raises NotImplementedError. Write your "
+                  "answer in the cell above, run it, then run this check again.")
+            return None
+    return run  # type: ignore[return-value]

@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from companion.checks import expect, passed
+from companion.checks import expect, passed, self_check
 
 
 def _bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -26,6 +26,7 @@ def _cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     return [("ordinary logits", ordinary, x), ("logits of +-200", sure, x)]
 
 
+@self_check
 def check_bce_from_logits(bce_from_logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                           ) -> None:
     """Exercise 1: the Bernoulli NLL of each image from logits, exact even for huge logits."""
@@ -89,6 +90,7 @@ def _rotation(angle: float) -> torch.Tensor:
     return torch.tensor([[c, -s], [s, c]])
 
 
+@self_check
 @torch.no_grad()
 def check_rotate_codes(rotate_codes: Callable, model, x: torch.Tensor, angle: float = 0.7) -> None:
     """Exercise 2: rotate_codes(model, angle) rotates the 2-D codes and keeps the outputs."""

@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from companion.checks import expect, passed
+from companion.checks import expect, passed, self_check
 
 # (size, kernel, stride, padding) cases that tell the usual wrong formulas apart
 _CONV_CASES = [(28, 3, 1, 1), (28, 4, 2, 1), (28, 3, 2, 1), (7, 3, 2, 1), (28, 4, 2, 0),
@@ -25,6 +25,7 @@ def _true_tconv(size: int, k: int, s: int, p: int, op: int) -> int:
     return layer(torch.zeros(1, 1, size, size)).shape[-1]
 
 
+@self_check
 def check_output_sizes(conv_size: Callable[..., int], tconv_size: Callable[..., int]) -> None:
     """Exercise 1: output sizes of Conv2d and ConvTranspose2d layers from their settings."""
     for size, k, s, p in _CONV_CASES:
@@ -45,6 +46,7 @@ def check_output_sizes(conv_size: Callable[..., int], tconv_size: Callable[..., 
     passed("both formulas agree with PyTorch on every case, including the sources' layers.")
 
 
+@self_check
 def check_upsample_decoder(make_decoder: Callable[[int], nn.Module], latent_dim: int = 8) -> None:
     """Exercise 2: a decoder z [N, L] -> logits [N, 1, 28, 28] without transposed convs."""
     torch.manual_seed(0)

@@ -6,9 +6,10 @@ from typing import Callable
 
 import torch
 
-from companion.checks import expect, passed
+from companion.checks import expect, passed, self_check
 
 
+@self_check
 def check_log_prior(log_prior: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Exercise 1: log N(z; 0, I) of each row of z [T, L], summed over the L dimensions."""
     z = torch.randn(7, 5, generator=torch.Generator().manual_seed(0)) * 1.7
@@ -44,6 +45,7 @@ def reference_inpaint_by_iteration(model, x: torch.Tensor, mask: torch.Tensor,
     return filled
 
 
+@self_check
 @torch.no_grad()
 def check_inpaint_by_iteration(inpaint_by_iteration: Callable, model, x: torch.Tensor,
                                mask: torch.Tensor, steps: int = 5) -> None:

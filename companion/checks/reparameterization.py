@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from companion.checks import ExerciseError, expect, passed
+from companion.checks import ExerciseError, expect, passed, self_check, unwritten
 
 N = 20_000                                   # samples per latent dimension in check 1
 MU = (1.0, -2.0, 0.5)
@@ -27,12 +27,12 @@ DEVICE_HINT = ("Common causes: a hard-coded device such as 'cuda' (create eps wi
 
 
 def _call(fn: Callable, *args, hint: str = DEVICE_HINT):
-    """Call the learner's function; turn a crash into a hint."""
+    """Call the learner's function; turn a crash into a hint (an unwritten stub is no crash)."""
     try:
         return fn(*args)
-    except ExerciseError:
-        raise
     except Exception as err:
+        if isinstance(err, ExerciseError) or unwritten(err):
+            raise
         message = f"Calling your function raised {type(err).__name__}: {err}"
         raise ExerciseError(f"{message}\n{hint}".strip()) from err
 
@@ -60,6 +60,7 @@ def _variance_hint(var: torch.Tensor, logvar: torch.Tensor) -> str:
     return "Check how you turn logvar into the standard deviation: sigma = exp(0.5 * logvar)."
 
 
+@self_check
 def check_reparameterize(reparameterize: Callable) -> None:
     """Exercise 1: shape, device, fresh noise, mean and variance of z, gradients to mu and logvar."""
     with torch.random.fork_rng():
@@ -175,6 +176,7 @@ def _agrees(got: float, truth: float, se: float) -> bool:
     return abs(got - truth) <= max(4 * se, 0.02 * abs(truth) + 2e-3)
 
 
+@self_check
 def check_score_logvar(score_logvar: Callable, n: int = 50_000, repeats: int = 20) -> None:
     """Exercise 2: unbiased for a smooth and for a step-shaped f; hints for the usual mistakes."""
     with torch.random.fork_rng():

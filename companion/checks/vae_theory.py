@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from companion.checks import as_double, expect, passed
+from companion.checks import as_double, expect, passed, self_check
 from companion.gaussians import full_gaussian_log_density, sample_gaussian
 from companion.models.linear_gaussian import LinearGaussian
 
@@ -34,6 +34,7 @@ def _some_q(model: LinearGaussian, x: torch.Tensor) -> tuple[torch.Tensor, torch
     return post_mean + 0.4, cov
 
 
+@self_check
 def check_mc_elbo(mc_elbo: Callable[..., torch.Tensor]) -> None:
     """Exercise 1: mc_elbo(model, x, mean, cov, n_samples, generator) estimates the ELBO, [N]."""
     model, x = _problem()
@@ -88,6 +89,7 @@ def _beta_optimum(model: LinearGaussian, x: torch.Tensor, beta: float):
     return mean, beta * a_inv
 
 
+@self_check
 def check_beta_optimal_q(beta_optimal_q: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
     """Exercise 2: beta_optimal_q(model, x, beta) -> (mean [N, K], cov [K, K]) maximizing the beta-ELBO."""
     model, x = _problem()

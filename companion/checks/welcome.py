@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from companion.checks import expect, passed
+from companion.checks import expect, passed, self_check
 
 
 def _raw_pixels() -> torch.Tensor:
@@ -19,6 +19,7 @@ def _raw_pixels() -> torch.Tensor:
     return (torch.arange(3 * 28 * 28) % 256).to(torch.uint8).view(3, 28, 28)
 
 
+@self_check
 def check_to_unit_interval(to_unit_interval: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Exercise 1: uint8 pixels 0..255 must become floats with 0 -> 0.0 and 255 -> 1.0."""
     raw = _raw_pixels()
@@ -51,6 +52,7 @@ def _toy_labelled_set(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
+@self_check
 def check_class_means(class_means: Callable[..., torch.Tensor]) -> None:
     """Exercise 2: class_means(images, labels, n_classes) -> [n_classes, 1, 28, 28]."""
     images, labels = _toy_labelled_set()
@@ -85,6 +87,7 @@ def _binary_entropy(x: torch.Tensor) -> torch.Tensor:
     return -(torch.xlogy(x, x) + torch.xlogy(1 - x, 1 - x))
 
 
+@self_check
 def check_bce_floor(bce_floor: Callable[[torch.Tensor], torch.Tensor]) -> None:
     """Exercise 3: bce_floor(x) -> [N], the least Bernoulli NLL any decoder can reach (nats)."""
     g = torch.Generator().manual_seed(1)
