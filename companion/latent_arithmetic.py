@@ -28,8 +28,10 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor, eps: float = 1e-4
     """Spherical interpolation between two codes [L]: a great-circle arc; shape [T, L].
 
     The angle is measured between the directions of z0 and z1, and the norm is interpolated
-    linearly, so the path keeps clear of the origin. Nearly parallel codes (sin of the angle
-    below eps) fall back to the straight line, where the formula would divide by zero.
+    linearly, so the path keeps clear of the origin. Nearly parallel or nearly opposite codes
+    (sin of the angle below eps) fall back to the straight line, where the formula would divide
+    by zero; for opposite codes that line passes through (or near) the origin, since no unique
+    great circle joins them.
     """
     t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device).reshape(-1, 1)   # [T, 1]
     n0, n1 = z0.norm(), z1.norm()

@@ -1,6 +1,5 @@
 """The data layer: checksums, every bad-input path, the offline sources, batching."""
 import gzip
-import io
 import pickle
 import shutil
 

@@ -14,7 +14,7 @@ import torch
 from companion import settings
 from companion.data.batching import Batches, binarize, train_val_split
 from companion.data.errors import DataError, DataUnavailable, Problem, shown
-from companion.data.files import DATASETS, FILES, Spec, problems, raw_dir, recorded_source, spec
+from companion.data.files import DATASETS, Spec, problems, raw_dir, recorded_source, spec
 from companion.data.imageset import ImageSet
 from companion.data.sources import SOURCE_FAILURES, remedies, sources_for
 
