@@ -503,11 +503,14 @@ assert verdicts == {"correct": (True, True), "sign slip": (False, False),
 #
 # > **Pitfall: "my KLDivLoss is going negative".** The same slides tried PyTorch's built-in
 # > `nn.KLDivLoss` first, saw it return negative values, and wrote their own (with the slips
-# > above). The built-in is not broken; it has an unusual contract. `KLDivLoss()(input, target)`
-# > computes $\sum_k \text{target}_k\,(\log \text{target}_k - \text{input}_k)$: the **input must
+# > above). They show no code for that attempt, so what went wrong there is an inference, not
+# > something you can read off the page. The built-in is not broken; it has an unusual
+# > contract. `KLDivLoss()(input, target)` computes
+# > $\sum_k \text{target}_k\,(\log \text{target}_k - \text{input}_k)$: the **input must
 # > already be log-probabilities**, the target plain probabilities, and the result is
 # > $\mathrm{KL}(\text{target}\,\|\,\text{input})$ — the model's distribution goes *second* in
-# > the math, although it is the first argument.
+# > the math, although it is the first argument. The most likely cause, the one that
+# > reproduces the sign every time, is probabilities passed where log-probabilities belong.
 #
 # Use the two distributions $p$ and $q$ of section 1 (as a batch of one row each).
 
@@ -673,7 +676,7 @@ assert (mean_dims > 0.01).sum() <= LATENT // 4 < (summed_dims > 0.01).sum()
 # %% [markdown]
 # With the mean reductions the KL is pushed almost to zero and the latent dimensions go
 # inactive (in the full-mode run printed above, every one of them): the encoder gives up
-# describing the image, because each nat of information costs forty times what it should.
+# describing the image, because each nat of KL costs forty times what it should.
 # The reconstruction term pays for it, and so does the real ELBO. This is **posterior
 # collapse**, caused here by nothing but a default argument. The pictures make it plain.
 
@@ -741,21 +744,35 @@ checks.check_kl_two_gaussians(kl_two_gaussians)
 
 
 # %% [markdown]
-# ### Exercise 2 — `F.kl_div`, called the right way
+# ### Exercise 2 — the KL to a Laplace prior, by Monte Carlo
 #
-# Rows of `p` and `q` (shape `[N, K]`) are categorical distributions, for example a model's
-# predicted class probabilities `q` and soft targets `p`. Write `kl_categorical(p, q)` that
-# returns the **batch mean** of $\mathrm{KL}(p_n\,\|\,q_n)$ using `F.kl_div`. Mind what goes in
-# as the input, what as the target, and the reduction.
+# A Laplace prior, $p(z) = \frac{1}{2b}\,e^{-|z|/b}$, has a sharper peak and heavier tails
+# than $\mathcal N(0, 1)$. You do not need a closed form for
+# $\mathrm{KL}\big(\mathcal N(\mu, \sigma^2)\,\|\,\mathrm{Laplace}(0, b)\big)$: the definition
+# and the estimator of section 4 are enough. Write
+# `kl_to_laplace_mc(mu, logvar, b, n_samples, generator)` that returns two tensors shaped
+# like `mu`: the Monte Carlo estimate of that KL, element by element, and its standard error.
+# Draw the noise from `generator`, so that the same seed gives the same numbers.
+#
+# *Hint:* compared with section 4, only $\log p(z)$ changes. The check compares your
+# estimates with the closed form that `torch.distributions` has for this pair.
+#
+# *Going further:* which scale $b$ makes $\mathrm{Laplace}(0, b)$ closest to $\mathcal N(0, 1)$?
+# Scan $b$ with your function (the same seed for every $b$ keeps the curve smooth), then
+# derive the answer by differentiating the KL with respect to $b$.
 
 # %% tags=["solution"]
-def kl_categorical(p, q):
-    """Mean over rows of KL(p_n || q_n), with F.kl_div."""
-    return F.kl_div(q.log(), p, reduction="batchmean")
+def kl_to_laplace_mc(mu, logvar, b, n_samples, generator):
+    """Monte Carlo KL( N(mu, e^logvar) || Laplace(0, b) ), element by element: (estimate, SE)."""
+    eps = torch.randn((n_samples, *mu.shape), generator=generator, dtype=mu.dtype)
+    z = mu + (0.5 * logvar).exp() * eps                                    # [S, ...], z ~ q
+    log_p = -math.log(2 * b) - z.abs() / b                                 # Laplace(0, b)
+    terms = gaussian_log_density(z, mu, logvar) - log_p
+    return terms.mean(0), terms.std(0) / math.sqrt(n_samples)
 
 
 # %%
-checks.check_kl_categorical(kl_categorical)
+checks.check_kl_to_laplace_mc(kl_to_laplace_mc)
 
 
 # %% [markdown]

@@ -32,6 +32,8 @@
 # when they load from the cache in `data/checkpoints/`.
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -40,8 +42,10 @@ from companion import settings
 from companion.checkpoints import train_or_load
 from companion.data import load, sprites
 from companion.evaluation.disentanglement import mig
+from companion.gaussians import gaussian_log_density
 from companion.latent import encode_all
 from companion.latent_arithmetic import slant, traverse
+from companion.losses import kl_divergence
 from companion.models import MLPVAE
 from companion.plots import scatter_latent, show_images
 from companion.training import evaluate
@@ -74,19 +78,32 @@ assert len(train) == N_TRAIN and len(test) == N_TEST
 # Notebook 02 derived the loss of a VAE as the negative ELBO, a reconstruction term plus a
 # KL term. Higgins et al. (2017) put a weight in front of the second one:
 #
-# $$\mathcal L_\beta(x) = \underbrace{-\mathbb E_{q(z\mid x)}[\log p(x\mid z)]}_{\text{reconstruction } D}
-#   \;+\; \beta\, \underbrace{\mathrm{KL}\big(q(z\mid x)\,\|\,p(z)\big)}_{\text{rate } R}.$$
+# $$\mathcal L_\beta(x) = \underbrace{-\mathbb E_{q(z\mid x)}[\log p(x\mid z)]}_{\text{reconstruction}}
+#   \;+\; \beta\, \underbrace{\mathrm{KL}\big(q(z\mid x)\,\|\,p(z)\big)}_{\text{KL}}.$$
 #
-# The KL term is the number of nats the code carries about the image, beyond what the prior
-# already says: call it the *rate* $R$. The reconstruction term is the *distortion* $D$.
-# β sets their exchange rate: one nat of information in the code is worth buying only if it
-# lowers the reconstruction loss by more than β nats.
+# Averaged over the data, the two terms have names (Alemi et al., 2018): the reconstruction
+# term becomes the *distortion* $D$, and the KL term the *rate* $R$.
+#
+# The KL of one image is not an amount of information: it only says how far that image's
+# posterior sits from the prior. Its average, the rate, bounds one. Write
+# $q(z) = \mathbb E_x\, q(z\mid x)$ for the *aggregate posterior*, the cloud of codes of the
+# whole dataset. Adding and subtracting $\log q(z)$ inside the KL splits the rate in two:
+#
+# $$R = \mathbb E_x\,\mathrm{KL}\big(q(z\mid x)\,\|\,p(z)\big)
+#   = \underbrace{\mathbb E_x\,\mathrm{KL}\big(q(z\mid x)\,\|\,q(z)\big)}_{I(x;\,z)}
+#   + \mathrm{KL}\big(q(z)\,\|\,p(z)\big) \;\ge\; I(x; z),$$
+#
+# where $I(x; z)$ is the mutual information between an image and its code under the encoder.
+# So the rate is a budget: the code carries at most $R$ nats about the image, and exactly $R$
+# only when the cloud of all codes has the shape of the prior.
+# β sets the exchange rate between rate and distortion: one more nat of rate is worth paying
+# for only if it lowers the distortion by more than β.
 #
 # - β = 0: the KL is free. Nothing stops the encoder from shrinking its noise towards zero
 #   and spreading the codes far apart: the model drifts towards the plain autoencoder of
 #   notebook 01.
 # - β = 1: the ELBO itself, a bound on $\log p(x)$.
-# - β > 1: information is expensive. The code keeps only what pays most, and the
+# - β > 1: rate is expensive. The code keeps only what pays most, and the
 #   encoder is pushed towards the prior's shape: independent, unit-variance coordinates.
 #   Higgins et al. argue this is what makes each coordinate pick up a separate factor.
 #
@@ -102,14 +119,21 @@ print(f"{len(flat)} VAEs with L = 2 ready")
 assert set(flat) == set(BETAS)
 
 # %% [markdown]
-# Evaluate every model on the test set with the *same* yardstick: reconstruction and KL in
-# nats per image, and the plain negative ELBO (β = 1), whatever β the model was trained with.
+# Evaluate every model on the test set with the *same* yardstick: reconstruction loss and KL
+# per image, and the plain negative ELBO (β = 1), whatever β the model was trained with.
+#
+# A caveat that holds for the whole notebook: these MNIST images keep their grey levels
+# (notebook 05 binarizes them to get likelihoods). A Bernoulli cross-entropy of grey pixels is
+# a training loss, not a log-probability, so the reconstruction loss and the negative ELBO
+# here are training losses on grey pixels: compare them between these models, never with
+# published numbers in nats. The KL is a true number of nats, a divergence between two
+# densities of $z$, whatever the pixels are.
 
 # %% tags=["nbval-ignore-output"]
 rows = {beta: evaluate(model, test, beta=1.0) for beta, model in flat.items()}
-print(f"{'β':>4} {'reconstruction':>15} {'KL (rate)':>10} {'-ELBO':>8}")
+print(f"{'β':>4} {'reconstruction loss':>20} {'KL (rate), nats':>16} {'-ELBO loss':>11}")
 for beta, parts in rows.items():
-    print(f"{beta:>4} {parts.reconstruction:>15.1f} {parts.kl:>10.2f} {parts.total:>8.1f}")
+    print(f"{beta:>4} {parts.reconstruction:>20.1f} {parts.kl:>16.2f} {parts.total:>11.1f}")
 recon = [rows[b].reconstruction for b in BETAS]
 kl = [rows[b].kl for b in BETAS]
 assert all(k >= 0 for k in kl)
@@ -128,13 +152,50 @@ ax.plot(kl, recon, "o-")
 for beta, r, d in zip(BETAS, kl, recon):
     ax.annotate(f"β = {beta}", (r, d), textcoords="offset points", xytext=(6, 4))
 ax.set(title="Rate–distortion trade-off on MNIST test images (L = 2)",
-       xlabel="KL, the rate (nats per image)", ylabel="reconstruction loss (nats per image)")
+       xlabel="rate: average KL (nats per image)",
+       ylabel="distortion: loss on grey pixels per image")
 plt.show()
 
 # %% [markdown]
-# Each point is one trained model; moving left along the curve (larger β) you spend fewer
-# nats on the code and pay in reconstruction. The leftmost point sits at a rate of almost
+# Each point is one trained model; moving left along the curve (larger β) you spend less
+# rate on the code and pay in reconstruction. The leftmost point sits at a rate of almost
 # zero: remember it for section 4.
+#
+# The bound $I(x; z) \le R$ can be checked with numbers. Take $x$ uniform over $N$ test
+# images. Then the aggregate posterior is a mixture of $N$ Gaussians,
+# $q(z) = \frac1N\sum_m q(z\mid x_m)$, and $I(x; z) = \mathbb E\big[\log q(z\mid x_n) -
+# \log q(z)\big]$ over images $x_n$ and codes $z \sim q(z\mid x_n)$: one code per image is
+# enough to estimate it. With $N$ images, $I(x; z)$ can never exceed $\log N$ either.
+
+# %%
+@torch.no_grad()
+def information_and_rate(model, images: torch.Tensor) -> tuple[float, float, float]:
+    """I(x; z) under the encoder for x uniform over images (estimate, standard error), and R."""
+    mu, logvar = model.encode(images)                                      # [N, L]
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0)).to(mu.device)
+    z = mu + (0.5 * logvar).exp() * eps                                    # z_n ~ q(z | x_n)
+    log_q = torch.cat([gaussian_log_density(part[:, None], mu, logvar).sum(-1)  # log q(z_n | x_m)
+                       for part in z.split(500)])                          # [N, N]
+    terms = log_q.diagonal() - (log_q.logsumexp(1) - math.log(len(images)))   # - log q(z_n)
+    return (terms.mean().item(), terms.std().item() / math.sqrt(len(terms)),
+            kl_divergence(mu, logvar).mean().item())
+
+
+# %% tags=["nbval-ignore-output"]
+N_INFO = settings.pick(5_000, 1_000)
+print(f"{N_INFO} test images: log N = {math.log(N_INFO):.2f} nats")
+print(f"{'β':>4} {'rate R':>7} {'I(x; z)':>14} {'R - I = KL(q(z) || p(z))':>25}")
+for beta, model in flat.items():
+    info, se, rate = information_and_rate(model, test.images[:N_INFO])
+    print(f"{beta:>4} {rate:>7.2f} {info:>7.2f} ± {se:.2f} {rate - info:>25.2f}")
+    assert info <= rate + 4 * se and info <= math.log(N_INFO) + 1e-4
+
+# %% [markdown]
+# In every row the information stays below the rate, within its error bar, and below
+# $\log N$. The difference is the part of the rate that buys no information at all: the
+# mismatch between the cloud of all codes and the prior. Where $I(x; z)$ comes close to
+# $\log N$ (β = 0 in a full run), the limit is the sample, not the model: the code already
+# tells every one of the $N$ images apart.
 #
 # What does that do to the latent space? Here are the test codes (posterior means) of the
 # first four models side by side, coloured by digit.
@@ -150,7 +211,7 @@ plt.show()
 # With β = 0 nothing holds the codes near the origin: their scale is whatever training
 # made it (look at the axis ticks), exactly like the plain autoencoder of notebook 01. From
 # β = 1 on, the KL pulls the codes into the range of $\mathcal N(0, I)$; with larger β the
-# classes overlap more, because the code may carry fewer nats.
+# classes overlap more, because the code's budget of nats, the rate, is smaller.
 #
 # ## 2. Ten coordinates, one at a time (L = 10, β = 1 versus β = 4)
 #
@@ -165,7 +226,7 @@ for beta in (1, 4):
     train_or_load(wide[beta], train, epochs=EPOCHS, beta=beta, seed=0, progress=False)
 neg_elbo = {beta: evaluate(model, test).total for beta, model in wide.items()}
 for beta, value in neg_elbo.items():
-    print(f"β = {beta}: test -ELBO {value:.1f} nats")
+    print(f"β = {beta}: test -ELBO {value:.1f} (a training loss on grey pixels)")
 if TRAINED:   # as in section 1, only β = 1 optimises the ELBO
     assert neg_elbo[1] < neg_elbo[4], neg_elbo
 
@@ -173,7 +234,9 @@ if TRAINED:   # as in section 1, only β = 1 optimises the ELBO
 # %% [markdown]
 # The KL of each coordinate tells you which coordinates the encoder uses at all. A
 # coordinate whose posterior is the prior for every image, $\mu_j = 0$ and $\sigma_j = 1$,
-# costs zero nats and carries zero information.
+# costs zero nats and carries zero information. In general, the bound of section 1 holds for
+# each coordinate on its own: the sampled $z_j$ carries at most its average KL, in nats, about
+# the image.
 
 # %%
 @torch.no_grad()
@@ -208,7 +271,7 @@ plt.show()
 # Each row changes one coordinate of the same digit's code. The KL in each label says how
 # much the encoder uses that coordinate: a coordinate with a KL near zero would leave its
 # row unchanged, because the decoder would have learned to ignore it. With β = 4 the KLs are
-# smaller: each coordinate carries fewer nats.
+# smaller: each coordinate has a smaller budget of nats.
 #
 # Does each row of the β = 4 model change "one thing"? Staring at the panels invites you to
 # see what you hope to see. You can do better even on MNIST, where nobody gave you the true
@@ -266,7 +329,7 @@ for beta, model in wide.items():
     print(f"  purity (largest change / sum of changes, mean over active rows): {purity[beta]:.2f}")
 total = {beta: kl_per_coordinate(m, test.images).sum().item() for beta, m in wide.items()}
 if TRAINED:
-    assert total[4] < total[1], total   # a costlier KL buys fewer nats
+    assert total[4] < total[1], total   # a costlier KL buys less rate
     # β = 4 does not make the rows purer: both models mix statistics about equally
     assert purity[4] < 0.6 and abs(purity[4] - purity[1]) < 0.1, purity
 
@@ -279,8 +342,8 @@ if TRAINED:
 #
 # So, does each row of the β = 4 model change "one thing"? No. Most of its rows move two or
 # three statistics by similar amounts, and its purity is about the same as that of β = 1,
-# far from 1. Making information more expensive made each coordinate carry fewer nats, not
-# change fewer things. Section 3 reaches the same verdict with a proper measure. This is
+# far from 1. Making rate more expensive shrank each coordinate's budget of nats; it did not
+# make the coordinate change fewer things. Section 3 reaches the same verdict with a proper measure. This is
 # still only a proxy: four statistics that *you* chose, on a dataset whose true factors of
 # variation nobody knows. To measure disentanglement properly you need data whose factors you
 # know, because you made them.
@@ -503,10 +566,10 @@ if TRAINED:
 
 
 # %% [markdown]
-# **Why it happens.** With weight β, a nat of information in the code is worth keeping only
-# if it lowers the reconstruction loss by more than β nats. The first nat is the most
-# valuable one (it separates, say, thin from thick digits), but even that one is worth less
-# than 32 nats of reconstruction here. So the optimum is a code that carries nothing:
+# **Why it happens.** With weight β, a nat of rate is worth paying for only if it lowers the
+# reconstruction loss by more than β. The first nat is the most valuable one (it separates,
+# say, thin from thick digits), but even that one saves less than 32 of reconstruction loss
+# here. So the optimum is a code that carries nothing:
 # $q(z\mid x) = p(z)$ for every $x$, a KL of exactly zero, and a decoder that, given no
 # information, outputs the image that is best on average. The loss is still finite and
 # smooth, which is why nothing warns you.
@@ -544,54 +607,63 @@ def mutual_information(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # %%
-from companion.checks.beta_vae_disentanglement import check_active_units, check_mutual_information  # noqa: E402
+from companion.checks.beta_vae_disentanglement import check_coordinate_for, check_mutual_information  # noqa: E402
 
 check_mutual_information(mutual_information)
 
 
 # %% [markdown]
-# ### Exercise 2: count the active units
+# ### Exercise 2: which coordinate holds a factor?
 #
-# Burda et al. (2015) call a latent coordinate *active* when its posterior mean changes from
-# image to image: $\operatorname{Var}_x\big[\mu_j(x)\big] > 0.01$. Write
-# `active_units(mu, threshold)` that takes the posterior means `[N, L]` of a dataset and
-# returns how many coordinates are active, as an `int`. Then use it on the models of this
-# notebook.
+# The MI matrix of section 3 comes from binned posterior means, and equal-width bins are blind
+# to scale: a coordinate whose mean moves by a thousandth of a unit, in step with the $x$
+# position, gets as much MI as one whose mean moves by three units. The decoder never sees
+# $\mu_j$, though; it sees $z_j = \mu_j + \sigma_j\varepsilon$, and by the bound of sections 1
+# and 2 that sampled $z_j$ carries at most its average KL, in nats, about the image, so about
+# any factor too. A coordinate with a KL near zero holds nothing the decoder can use, whatever
+# its binned MI says.
+#
+# Write `coordinate_for(mi, kl, factor, active)`: from the MI matrix `mi` (`[L, K]`), the
+# average KL of each coordinate `kl` (`[L]`) and a factor's index, return the index $j$ (from
+# 0) of the coordinate with the largest $I(z_j; v_k)$ among the *active* ones, those with a KL
+# above `active`, as an `int`; return `None` when no coordinate is active. Then, for each
+# factor of the β = 4 sprite model (first seed), print the coordinate with the largest MI,
+# its KL, and the coordinate your function picks.
 
-# %% tags=["solution"]
-def active_units(mu: torch.Tensor, threshold: float = 0.01) -> int:
-    return int((mu.var(dim=0) > threshold).sum())
+# %% tags=["solution", "nbval-ignore-output"]
+def coordinate_for(mi: torch.Tensor, kl: torch.Tensor, factor: int,
+                   active: float = ACTIVE) -> int | None:
+    """The active coordinate (KL above `active`) that knows most about `factor`, or None."""
+    usable = kl > active
+    if not usable.any():
+        return None
+    return int(mi[:, factor].masked_fill(~usable, -math.inf).argmax())
 
+
+r = scores[4, SEEDS[0]]
+kls = kl_per_coordinate(sprite_vaes[4, SEEDS[0]], sprite_test.images).cpu()
+for k, name in enumerate(sprites.FACTORS):
+    top, pick = int(r.mi[:, k].argmax()), coordinate_for(r.mi, kls, k)
+    print(f"{name:>11}: largest MI in z{top + 1} (KL {kls[top]:.3f} nats); "
+          f"active pick: {'none' if pick is None else f'z{pick + 1}'}")
 
 # %%
-check_active_units(active_units)
-
-# %% tags=["nbval-ignore-output"]
-counts = {"L=10, β=1": active_units(encode_all(wide[1], test)),
-          "L=10, β=4": active_units(encode_all(wide[4], test)),
-          "L=2, β=32": active_units(encode_all(flat[32], test))}
-print(counts)
-assert all(0 <= c <= 10 for c in counts.values())
-if TRAINED:
-    assert counts["L=2, β=32"] == 0 < counts["L=10, β=4"]
+check_coordinate_for(coordinate_for)
 
 # %% [markdown]
-# The collapsed model has no active unit at all: the same story as its KL per coordinate,
-# told by the encoder's means alone. On MNIST, ten coordinates are not too many even at
-# β = 4; compare the KL column of section 2, where each coordinate is cheaper but still used.
-#
 # ## Summary
 #
-# - β is the price of information: one nat in the code must save more than β nats of
-#   reconstruction. Raising β moves a model along the rate–distortion curve; only β = 1
-#   optimises the ELBO.
+# - β is the price of rate, the average KL, which bounds how many nats the code carries
+#   about the image: one more nat of rate must save more than β of reconstruction loss.
+#   Raising β moves a model along the rate–distortion curve; only β = 1 optimises the ELBO.
 # - A latent traversal shows what one coordinate does; measuring a few image statistics
 #   along it turns "looks like width" into a number.
 # - With known factors (the sprites), MIG measures disentanglement: 1 for a factor copied into
 #   one coordinate, 0 for noise. Compare models over several seeds, never one run, and never
-#   compare these scores with published dSprites numbers.
-# - When β is too large the posterior collapses: zero KL, identical reconstructions, no
-#   active unit, and no error message. Watch the KL per coordinate.
+#   compare these scores with published dSprites numbers. A coordinate with a KL near zero
+#   holds no factor, whatever the MI of its binned means says.
+# - When β is too large the posterior collapses: zero KL in every coordinate, identical
+#   reconstructions, and no error message. Watch the KL per coordinate.
 #
 # ## References
 #
@@ -608,9 +680,8 @@ if TRAINED:
 # - L. Matthey, I. Higgins, D. Hassabis and A. Lerchner (2017), "dSprites: disentanglement
 #   testing sprites dataset" — the factor layout that `companion.data.sprites` imitates.
 # - A. Alemi, B. Poole, I. Fischer, J. Dillon, R. A. Saurous and K. Murphy (2018), "Fixing a
-#   broken ELBO", ICML, arXiv:1711.00464 — rate and distortion.
-# - Y. Burda, R. Grosse and R. Salakhutdinov (2015), "Importance weighted autoencoders",
-#   arXiv:1509.00519 — active units.
+#   broken ELBO", ICML, arXiv:1711.00464 — rate and distortion, and the rate as a bound on
+#   $I(x; z)$.
 # - D. P. Kingma and M. Welling (2013), "Auto-encoding variational Bayes", arXiv:1312.6114.
 # - Source documents whose ideas this notebook reuses: Bogdan Penkovsky, "10 Days of Grad",
 #   day 9 "Roaming the latent space" (latent scatters of the test set for several β; L = 10

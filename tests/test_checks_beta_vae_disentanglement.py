@@ -4,7 +4,7 @@ import math
 import pytest
 
 from companion.checks import ExerciseError
-from companion.checks.beta_vae_disentanglement import check_active_units, check_mutual_information
+from companion.checks.beta_vae_disentanglement import check_coordinate_for, check_mutual_information
 from companion.evaluation.disentanglement import entropy, mutual_information
 
 
@@ -25,22 +25,37 @@ def test_mutual_information_check_rejects_typical_mistakes(wrong, hint):
         check_mutual_information(wrong)
 
 
-def _active(mu, threshold):
-    return int((mu.var(dim=0) > threshold).sum())
+def _coordinate_for(mi, kl, factor, active=0.05):
+    usable = kl > active
+    if not usable.any():
+        return None
+    return int(mi[:, factor].masked_fill(~usable, -float("inf")).argmax())
 
 
-def test_active_units_check_accepts_the_reference(capsys):
-    check_active_units(_active)
+def test_coordinate_for_check_accepts_the_reference(capsys):
+    check_coordinate_for(_coordinate_for)
     assert "Correct" in capsys.readouterr().out
 
 
+def _in_place(mi, kl, factor, active=0.05):
+    mi[kl <= active] = -1.0
+    return None if (kl <= active).all() else int(mi[:, factor].argmax())
+
+
 @pytest.mark.parametrize("wrong, hint", [
-    (lambda mu, t: int((mu.var(dim=0) <= t).sum()), "inactive"),
-    (lambda mu, t: int((mu.pow(2).mean(dim=0) > t).sum()), "offset"),
-    (lambda mu, t: int((mu.var(dim=1) > t).sum()), "dim=0"),
-    (lambda mu, t: (mu.var(dim=0) > t).sum(), "plain int"),
-    (lambda mu, t: int((mu.std(dim=0) > t).sum()), "Expected"),
+    (lambda mi, kl, k, active=0.05: int(mi[:, k].argmax()), "largest MI, but its KL"),
+    (lambda mi, kl, k, active=0.05: _coordinate_for(mi, kl, k, active) + 1, "0-based"),
+    (lambda mi, kl, k, active=0.05: int((mi[:, k] * kl).argmax()), "do not weight"),
+    (lambda mi, kl, k, active=0.05: int(mi[k].argmax()), "is a row"),
+    (lambda mi, kl, k, active=0.05: _coordinate_for(mi, kl, k), "`active` argument"),
+    (lambda mi, kl, k, active=0.05: int(mi[:, k].masked_fill(kl <= active, -1).argmax()),
+     "return None"),
+    (lambda mi, kl, k, active=0.05: mi[:, k].masked_fill(kl <= active, -1).argmax(), "plain int"),
+    (_in_place, "in place"),
+    (lambda mi, kl, k, active=0.05: int(mi[:, k].masked_fill(kl <= active, 9).argmin()),
+     "expected coordinate 4"),
+    (lambda mi, kl, k, active=0.05: int(mi[:, k].sort(descending=True).indices[1]), "factor 0"),
 ])
-def test_active_units_check_rejects_typical_mistakes(wrong, hint):
+def test_coordinate_for_check_rejects_typical_mistakes(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
-        check_active_units(wrong)
+        check_coordinate_for(wrong)

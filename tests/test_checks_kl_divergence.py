@@ -37,37 +37,6 @@ def test_check_kl_two_gaussians_rejects_typical_mistakes(wrong, match):
         checks.check_kl_two_gaussians(wrong)
 
 
-# --- exercise 2 ----------------------------------------------------------------------------
-
-def kl_categorical(p, q):
-    return F.kl_div(q.log(), p, reduction="batchmean")
-
-
-def test_reference_matches_the_definition_and_torch_distributions():
-    p, q = checks._categoricals()
-    cat = torch.distributions.Categorical
-    assert torch.allclose(kl_categorical(p, q), torch_kl(cat(probs=p), cat(probs=q)).mean())
-
-
-def test_check_kl_categorical_accepts_the_solution(capsys):
-    checks.check_kl_categorical(kl_categorical)
-    assert "Correct" in capsys.readouterr().out
-
-
-@pytest.mark.filterwarnings("ignore:reduction")
-@pytest.mark.parametrize("wrong, match", [
-    (lambda p, q: F.kl_div(q, p, reduction="batchmean"), "log-probabilities"),
-    (lambda p, q: F.kl_div(p.log(), q, reduction="batchmean"), "KL\\(q \\|\\| p\\)"),
-    (lambda p, q: F.kl_div(q.log(), p, reduction="sum"), "reduction='sum'"),
-    (lambda p, q: F.kl_div(q.log(), p, reduction="mean"), "number of classes"),
-    (lambda p, q: F.kl_div(q.log(), p, reduction="none"), "expected shape"),
-    (lambda p, q: F.kl_div(q.log(), p, reduction="batchmean") * 1.1, "expected the mean"),
-])
-def test_check_kl_categorical_rejects_typical_mistakes(wrong, match):
-    with pytest.raises(ExerciseError, match=match):
-        checks.check_kl_categorical(wrong)
-
-
 # --- exercise 3 ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("n, d, latent", [(128, 784, 20), (16, 50, 3)])
@@ -100,3 +69,63 @@ def test_check_effective_beta_accepts_the_solution(capsys):
 def test_check_effective_beta_rejects_typical_mistakes(wrong, match):
     with pytest.raises(ExerciseError, match=match):
         checks.check_effective_beta(wrong)
+
+
+# --- exercise 2 ----------------------------------------------------------------------------
+
+def _laplace_mc(mu, logvar, b, n, generator, std=lambda lv: (0.5 * lv).exp(), log_q_std=None,
+                normaliser=True, divide=True, se_power=0.5, reverse=False):
+    """The solution of exercise 2, with switches for the usual mistakes."""
+    eps = torch.randn((n, *mu.shape), generator=generator, dtype=mu.dtype)
+    if reverse:                                   # z ~ Laplace(0, b) by inverting its CDF
+        u = torch.rand((n, *mu.shape), generator=generator, dtype=mu.dtype) - 0.5
+        z = -b * u.sign() * torch.log1p(-2 * u.abs())
+    else:
+        z = mu + std(logvar) * eps
+    scale_q = (log_q_std or std)(logvar)
+    log_q = torch.distributions.Normal(mu, scale_q).log_prob(z)
+    log_p = -(math.log(2 * b) if normaliser else 0.0) - z.abs() / (b if divide else 1.0)
+    terms = log_q - log_p
+    return terms.mean(0), terms.std(0) / n**se_power
+
+
+def test_reference_of_exercise_2_is_the_definition():
+    """torch.distributions' closed form equals a direct numerical integral of q log(q / p)."""
+    mu, logvar = checks._gaussians_for_laplace()
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    p = torch.distributions.Laplace(torch.zeros_like(mu), checks.LAPLACE_SCALE)
+    z = torch.linspace(-30, 30, 600_001, dtype=torch.float64)[:, None]
+    integrand = q.log_prob(z).exp() * (q.log_prob(z) - p.log_prob(z))
+    assert torch.allclose(torch.trapezoid(integrand, z, dim=0), torch_kl(q, p), atol=1e-8)
+
+
+def test_check_kl_to_laplace_mc_accepts_the_solution(capsys):
+    checks.check_kl_to_laplace_mc(_laplace_mc)
+    assert "Correct" in capsys.readouterr().out
+
+
+def _unseeded(mu, logvar, b, n, generator):
+    return _laplace_mc(mu, logvar, b, n, torch.Generator().manual_seed(torch.seed() % 2**31))
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda *a: tuple(-v if i == 0 else v for i, v in enumerate(_laplace_mc(*a))), "minus the KL"),
+    (lambda *a: _laplace_mc(*a, reverse=True), "sampled z from the Laplace"),
+    (lambda *a: tuple(-v if i == 0 else v for i, v in enumerate(_laplace_mc(*a, reverse=True))),
+     "sampled z from the Laplace"),
+    (lambda *a: _laplace_mc(*a, normaliser=False), "normaliser"),
+    (lambda *a: _laplace_mc(*a, divide=False), "divide \\|z\\| by the scale"),
+    (lambda *a: _laplace_mc(*a, std=lambda lv: lv.exp()), "exp\\(logvar / 2\\)"),
+    (lambda *a: _laplace_mc(*a, std=lambda lv: lv.exp(), log_q_std=lambda lv: (0.5 * lv).exp()),
+     "exp\\(logvar / 2\\)"),
+    (lambda *a: _laplace_mc(*a, se_power=0.0), "standard deviation of the terms"),
+    (lambda *a: _laplace_mc(*a, se_power=1.0), "divided by S"),
+    (lambda *a: (_laplace_mc(*a)[0], _laplace_mc(*a)[1] * 2), "sqrt\\(S\\)"),
+    (lambda *a: (_laplace_mc(*a)[0] + 0.1, _laplace_mc(*a)[1]), "standard errors from"),
+    (_unseeded, "generator"),
+    (lambda *a: _laplace_mc(*a)[0], "two tensors"),
+    (lambda *a: (_laplace_mc(*a)[0].mean(), _laplace_mc(*a)[1]), "expected shape"),
+])
+def test_check_kl_to_laplace_mc_rejects_typical_mistakes(wrong, match):
+    with pytest.raises(ExerciseError, match=match):
+        checks.check_kl_to_laplace_mc(wrong)

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from companion.checks import expect, passed
+from companion.checks import expect, passed, self_check
 from companion.evaluation.disentanglement import entropy, mutual_information
 
 
@@ -21,6 +21,7 @@ def _label_pairs() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
             ("independent labels", a, independent)]
 
 
+@self_check
 def check_mutual_information(mutual_information_fn: Callable[[torch.Tensor, torch.Tensor], float]) -> None:
     """Exercise 1: plug-in mutual information (nats) of two integer label vectors."""
     for name, a, b in _label_pairs():
@@ -46,29 +47,61 @@ def check_mutual_information(mutual_information_fn: Callable[[torch.Tensor, torc
            "between for a noisy copy.")
 
 
-def _posterior_means() -> tuple[torch.Tensor, int]:
-    """Means [N, 6] of which three coordinates vary across examples and three stay near 0."""
-    g = torch.Generator().manual_seed(1)
-    scale = torch.tensor([1.5, 0.0, 0.8, 0.02, 0.3, 0.5])
-    mu = torch.randn(2000, 6, generator=g) * scale + torch.tensor([0.0, 2.0, 0.0, -1.0, 0.0, 0.0])
-    return mu, 4   # variances 2.25, 0, 0.64, 0.0004, 0.09, 0.25 -> four above 0.01
+def _mi_and_kl() -> tuple[torch.Tensor, torch.Tensor]:
+    """An MI matrix [6 coordinates, 5 factors] in nats and each coordinate's average KL [6].
+
+    Coordinates 1, 3 and 5 are inactive (KL below 0.05). For factor 3, the largest MI sits in
+    inactive coordinate 1; the right answer is coordinate 4, and each usual slip gives a
+    different one (1 ignoring the KL, 5 counting from 1, 2 weighting by the KL, 3 reading a row).
+    """
+    mi = torch.tensor([[0.70, 0.10, 0.05, 0.20, 0.02],
+                       [0.10, 0.05, 0.02, 0.90, 0.01],
+                       [0.20, 0.40, 0.10, 0.30, 0.05],
+                       [0.05, 0.02, 0.01, 0.45, 0.03],
+                       [0.30, 0.10, 0.20, 0.50, 0.10],
+                       [0.60, 0.02, 0.05, 0.10, 0.01]], dtype=torch.float64)
+    kl = torch.tensor([0.8, 0.001, 1.2, 0.04, 0.3, 0.0], dtype=torch.float64)
+    return mi, kl
 
 
-def check_active_units(active_units_fn: Callable[[torch.Tensor, float], int]) -> None:
-    """Exercise 2: how many latent coordinates the encoder actually uses."""
-    mu, want = _posterior_means()
-    got = active_units_fn(mu.clone(), 0.01)
-    expect(isinstance(got, int) and not isinstance(got, bool),
-           f"active_units should return a plain int, got {type(got).__name__}. Use int(...).")
-    expect(got != 6 - want, "You counted the *inactive* coordinates. A unit is active when its "
-           "posterior mean changes from image to image: variance above the threshold.")
-    expect(got != 6, "You counted coordinates 2 and 4, whose means are 2 and -1 for every image. An offset "
-           "does not carry information; what matters is the variance across examples.")
-    expect(got <= mu.shape[1], f"There are only {mu.shape[1]} coordinates, you returned {got}. "
-           "Take the variance across examples (dim=0), one number per coordinate.")
-    expect(got == want, f"Expected {want} active coordinates, got {got}. Compute the variance "
-           "of each column of mu over the examples, mu.var(dim=0), and count those > threshold.")
-    collapsed = active_units_fn(torch.zeros(100, 6) + torch.randn(1, 6), 0.01)
-    expect(collapsed == 0, f"When every image has the same mean code nothing is active, but you "
-           f"returned {collapsed}.")
-    passed("a coordinate is active when its posterior mean varies across the data.")
+@self_check
+def check_coordinate_for(coordinate_for_fn: Callable[..., int | None]) -> None:
+    """Exercise 2: the active coordinate that knows most about a factor, or None."""
+    mi, kl = _mi_and_kl()
+
+    def ask(factor: int, kl_: torch.Tensor = kl, **threshold) -> int | None:
+        mi_in, kl_in = mi.clone(), kl_.clone()
+        got = coordinate_for_fn(mi_in, kl_in, factor, **threshold)
+        expect(torch.equal(mi_in, mi) and torch.equal(kl_in, kl_),
+               "your function changed mi or kl in place (a masked_fill_ or an assignment into "
+               "them): work on a copy, the notebook still needs the originals")
+        expect(got is None or (isinstance(got, int) and not isinstance(got, bool)),
+               f"return a plain int (e.g. int(j)) or None, not {type(got).__name__}")
+        return got
+
+    got = ask(3)
+    expect(got != 1, "for factor 3 you picked coordinate 1: it has the largest MI, but its "
+           "KL is 0.001 nats, so its sampled value tells the decoder almost nothing. Choose "
+           "among the coordinates whose KL is above the threshold")
+    expect(got != 5, "you returned 5 where coordinate 4 is meant: return the 0-based index "
+           "(row 4 of mi), as torch's argmax does; the plots add 1 only to the labels")
+    expect(got != 2, "for factor 3 you picked coordinate 2: the KL decides only whether a "
+           "coordinate is usable, so do not weight the MI by it; among the usable ones, the "
+           "largest MI wins")
+    expect(got != 3, "mi[factor] is a row, one coordinate's MI with every factor: a factor is "
+           "a column, mi[:, factor]")
+    expect(got == 4, f"for factor 3 you returned {got}; expected coordinate 4, the largest "
+           "mi[j, 3] among the coordinates with kl[j] > active")
+    got = ask(0)
+    expect(got == 0, f"for factor 0 you returned {got}; expected 0: when the coordinate with "
+           "the largest MI is active, it is the answer")
+    got = ask(3, active=0.5)
+    expect(got != 4, "with active=0.5 you still picked coordinate 4, whose KL is 0.3: use the "
+           "`active` argument rather than a fixed number")
+    expect(got == 2, f"with active=0.5 you returned {got}; expected 2, the best of the two "
+           "coordinates whose KL exceeds 0.5")
+    got = ask(3, kl_=torch.full((6,), 0.01, dtype=torch.float64))
+    expect(got is None, f"when no coordinate is active (a collapsed model) return None, not "
+           f"{got}: no coordinate holds the factor")
+    passed("a coordinate holds a factor only if the decoder can use it (KL above the "
+           "threshold); among those, the largest MI decides.")

@@ -7,12 +7,13 @@ log-probabilities belong, a 'mean' that also divides by the number of classes.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Laplace, Normal, kl_divergence
 
-from companion.checks import as_double, close, expect, passed
+from companion.checks import as_double, close, expect, passed, self_check
 
 
 # --- exercise 1: KL between two univariate Gaussians ------------------------------------
@@ -24,6 +25,7 @@ def _two_gaussians() -> tuple[torch.Tensor, ...]:
     return 2 * mu, logvar, m, logs2
 
 
+@self_check
 def check_kl_two_gaussians(kl_two_gaussians: Callable[..., torch.Tensor]) -> None:
     """Exercise 1: kl_two_gaussians(mu, logvar, m, logs2) = KL(N(mu, e^logvar) || N(m, e^logs2))."""
     mu, logvar, m, logs2 = _two_gaussians()
@@ -53,38 +55,6 @@ def check_kl_two_gaussians(kl_two_gaussians: Callable[..., torch.Tensor]) -> Non
     passed("your KL matches torch.distributions for twelve pairs of Gaussians.")
 
 
-# --- exercise 2: nn.functional.kl_div, called the right way -------------------------------
-
-def _categoricals() -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of two batches of categorical distributions p and q, [6, 5] each."""
-    g = torch.Generator().manual_seed(5)
-    p = torch.softmax(torch.randn(6, 5, generator=g, dtype=torch.float64) * 2, dim=1)
-    q = torch.softmax(torch.randn(6, 5, generator=g, dtype=torch.float64) * 2, dim=1)
-    return p, q
-
-
-def check_kl_categorical(kl_categorical: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
-    """Exercise 2: kl_categorical(p, q) = the batch mean of KL(p_n || q_n), a scalar."""
-    p, q = _categoricals()
-    rows = (p * (p / q).log()).sum(1)                                      # [6] KL(p_n || q_n)
-    out = as_double(kl_categorical(p.clone(), q.clone()), (), "one number, the mean over the batch")
-    expect(out.item() >= 0,
-           f"your KL is {out.item():.4f} < 0: F.kl_div wants log-probabilities as its input. "
-           "Pass q.log(), not q")
-    reverse = (q * (q / p).log()).sum(1)
-    expect(not close(out, reverse.mean()),
-           "that is KL(q || p): F.kl_div(input, target) computes KL(target || input), so the "
-           "input is log q and the target is p")
-    expect(not close(out, rows.sum()),
-           "that is the sum over the batch (reduction='sum'): use reduction='batchmean'")
-    expect(not close(out, rows.mean() / p.shape[1]),
-           "reduction='mean' divides by the number of classes too: use reduction='batchmean'")
-    expect(close(out, rows.mean()),
-           "expected the mean over rows of sum_k p log(p / q): "
-           "F.kl_div(q.log(), p, reduction='batchmean')")
-    passed("F.kl_div with log q as input, p as target and 'batchmean' gives KL(p || q).")
-
-
 # --- exercise 3: the beta that a loss snippet trains with -------------------------------
 
 def _true_effective_beta(n_pixels: int, latent_dim: int, batch_size: int) -> float:
@@ -92,6 +62,7 @@ def _true_effective_beta(n_pixels: int, latent_dim: int, batch_size: int) -> flo
     return float(n_pixels * batch_size)
 
 
+@self_check
 def check_effective_beta(effective_beta: Callable[[int, int, int], float]) -> None:
     """Exercise 3: effective_beta(n_pixels, latent_dim, batch_size) for the notebook's snippet."""
     cases = [(784, 20, 128), (784, 2, 64), (3072, 32, 16)]
@@ -112,3 +83,81 @@ def check_effective_beta(effective_beta: Callable[[int, int, int], float]) -> No
                "beta * sum of KL) / (a constant) and read beta off")
     passed("beta = n_pixels * batch_size: with batch 128, a beta of 100352, and it changes "
            "whenever you change the batch size.")
+
+
+# --- exercise 2: the KL to a Laplace prior, by Monte Carlo -----------------------------------
+
+LAPLACE_SCALE = 2.5   # b of the prior Laplace(0, b) in the check; log(2b) = 1.6 nats, easy to see
+
+
+def _gaussians_for_laplace() -> tuple[torch.Tensor, torch.Tensor]:
+    """Means and log-variances [8] of the Gaussians q = N(mu, e^logvar) of exercise 2."""
+    g = torch.Generator().manual_seed(6)
+    mu, logvar = torch.randn(2, 8, generator=g, dtype=torch.float64)
+    return 1.5 * mu, logvar
+
+
+def _laplace_term_std(q: Normal, p: Laplace) -> torch.Tensor:
+    """Standard deviation of log q(z) - log p(z) under z ~ q, from 200 000 draws; [8]."""
+    eps = torch.randn(200_000, *q.loc.shape, generator=torch.Generator().manual_seed(7),
+                      dtype=torch.float64)
+    z = q.loc + q.scale * eps
+    return (q.log_prob(z) - p.log_prob(z)).std(0)
+
+
+@self_check
+def check_kl_to_laplace_mc(kl_to_laplace_mc: Callable[..., tuple]) -> None:
+    """Exercise 2: kl_to_laplace_mc(mu, logvar, b, n_samples, generator) -> (estimate, stderr)."""
+    mu, logvar = _gaussians_for_laplace()
+    b, n = LAPLACE_SCALE, 20_000
+    q, p = Normal(mu, (0.5 * logvar).exp()), Laplace(torch.zeros_like(mu), b)
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        out = kl_to_laplace_mc(mu.clone(), logvar.clone(), b, n, torch.Generator().manual_seed(0))
+        expect(isinstance(out, (tuple, list)) and len(out) == 2,
+               "return two tensors, (estimate, standard_error), one of each per Gaussian")
+        return (as_double(out[0], (8,), "the estimate, one KL per Gaussian", finite=True),
+                as_double(out[1], (8,), "the standard error, one per Gaussian", finite=True))
+
+    estimate, stderr = run()
+    expect(torch.equal(estimate, run()[0]),
+           "two calls with the same seeded generator gave different numbers: draw the noise "
+           "with torch.randn(..., generator=generator)")
+    want = kl_divergence(q, p)                                      # [8], the closed form
+    se = _laplace_term_std(q, p) / math.sqrt(n)                     # [8], the right standard error
+
+    def near(value: torch.Tensor) -> bool:                          # within 6 SE, or 5 %
+        return bool(((estimate - value).abs() <= 6 * se + 0.05 * value.abs()).all())
+
+    entropy_q = q.entropy()
+    mean_abs_z = b * (want + entropy_q - math.log(2 * b))           # E_q|z|, from the closed form
+    q_wide = Normal(mu, logvar.exp())                               # std e^logvar: the usual slip
+    if not near(want):
+        expect(not near(-want), "your estimates are minus the KL: average log q(z) - log p(z), "
+               "not log p(z) - log q(z)")
+        reverse = kl_divergence(p, q)
+        expect(not (near(reverse) or near(-reverse)), "you sampled z from the Laplace: draw "
+               "the samples from q = N(mu, e^logvar), the distribution on the left of KL(q || p)")
+        expect(not near(want - math.log(2 * b)), "your Laplace log-density misses its "
+               "normaliser: log p(z) = -log(2b) - |z| / b")
+        expect(not near(want + mean_abs_z * (1 - 1 / b)), "divide |z| by the scale b in the "
+               "Laplace log-density: log p(z) = -log(2b) - |z| / b")
+        expect(not (near(kl_divergence(q_wide, p)) or near(kl_divergence(q_wide, p)
+                                                           - kl_divergence(q_wide, q))),
+               "the standard deviation is exp(logvar / 2), not exp(logvar): "
+               "z = mu + exp(0.5 * logvar) * eps")
+    expect(bool(((estimate - want).abs() <= 5 * se).all()),
+           f"an estimate is {((estimate - want).abs() / se).max():.0f} standard errors from "
+           "the true KL: average log N(z; mu, e^logvar) - log Laplace(z; 0, b) over "
+           "z = mu + exp(logvar / 2) * eps, and compare with torch.distributions.kl_divergence")
+    ratio = stderr / se
+    root = math.sqrt(n)
+    expect(not bool(((ratio > 0.8 * root) & (ratio < 1.25 * root)).all()),
+           "that is the standard deviation of the terms: the standard error divides it by "
+           "the square root of the number of samples")
+    expect(not bool(((ratio > 0.8 / root) & (ratio < 1.25 / root)).all()),
+           "your standard error is divided by S: divide the standard deviation by sqrt(S)")
+    expect(bool(((ratio > 0.8) & (ratio < 1.25)).all()),
+           "the standard error should be the standard deviation of the S terms / sqrt(S)")
+    passed("all eight estimates lie within their error bars of torch.distributions' closed "
+           "form, and no closed form was needed to get them.")
