@@ -146,10 +146,12 @@ baselines = {"mean image (0 numbers)": squared_error_on_test(pixel_mean.view(1, 
 # look like $x$, and everything the decoder needs has to pass through $L$ numbers. You will
 # use $L = 2$ throughout, so that you can draw the latent space.
 #
-# Here is the 784-400-$L$-400-784 network of "10 Days of Grad", written out in full, with
-# one change: the source puts a ReLU on the code as well, and this course leaves the code
-# layer linear, so a code can take any real value. The decoder ends with one *logit* per
-# pixel; $\sigma(\text{logit})$, the sigmoid, turns it into a pixel intensity in $[0, 1]$.
+# Here is the 784-400-$L$-400-784 network of the Hasktorch tutorial (10 Days of Grad),
+# written out in full, with two changes. First, the tutorial's autoencoder puts a ReLU on the
+# code as well; this course leaves the code layer linear, so a code can take any real value.
+# Second, the tutorial ends the decoder with a sigmoid; here the decoder ends with one *logit*
+# per pixel, and $\sigma(\text{logit})$, the sigmoid, is applied outside the network (by the
+# loss, or when you want pixel intensities in $[0, 1]$). Section 5 and exercise 1 show why.
 
 # %%
 class TinyAutoencoder(nn.Module):
@@ -180,6 +182,8 @@ batch = test.images[:5].cpu()
 assert torch.equal(package(batch), ours(batch))
 layers = summary(package, batch)
 assert layers[2] == ("encoder.2", (5, 2))      # the bottleneck: two numbers per image
+# the two changes: a linear code layer and a linear output layer (logits), no ReLU or sigmoid
+assert isinstance(ours.encoder[-1], nn.Linear) and isinstance(ours.decoder[-1], nn.Linear)
 
 
 # %% [markdown]
@@ -497,9 +501,13 @@ assert inside < 0.9
 
 # %% [markdown]
 # Nothing in the training asked the codes to have any particular size, and they do not look
-# like draws from $\mathcal N(0, I)$. "10 Days of Grad" also got large codes, blamed the
-# unbounded ReLU that its encoder puts on the code, and suggested a `tanh` instead. This
-# course's code layer has no ReLU, and its codes still reach large values, negative ones too.
+# like draws from $\mathcal N(0, I)$. The Hasktorch tutorial (10 Days of Grad) also found
+# large values coming out of an encoder, that of its *VAE*, whose means $\mu$ it plots for the
+# test set. It blamed the unbounded ReLU and suggested `tanh` instead. That VAE's ReLU sits on
+# the hidden layer (its $\mu$ head is linear, like this course's code layer); a `tanh` there
+# would bound the hidden units, and with them how far a linear head can reach. This
+# autoencoder has the same ReLU hidden layer and a linear code layer, and its codes reach large
+# values, negative ones too.
 #
 # The deeper reason is that **the scale of the codes is arbitrary**. Multiply the encoder's
 # last layer by $c$, so every code becomes $c\,z$, and divide the weights of the decoder's
@@ -664,7 +672,7 @@ check_bce_from_logits(bce_from_logits)
 # %% [markdown]
 # Why the care? Run the trained Bernoulli autoencoder on the test set and score it three
 # ways: with your function, with the sigmoid first and then the logs, and with the same
-# plus $10^{-10}$ inside each log, the guard that "10 Days of Grad" uses.
+# plus $10^{-10}$ inside each log, the guard that the Hasktorch tutorial uses.
 
 # %% tags=["nbval-ignore-output"]
 with torch.no_grad():
@@ -761,7 +769,7 @@ check_rotate_codes(rotate_codes, ae_bce, test.images[:64])
 #   probes", arXiv:1610.01644.
 # - Source documents whose ideas this notebook reuses: Bogdan Penkovsky, "10 Days of Grad",
 #   day 9 "Roaming the latent space" (the 784-400-$L$-400-784 autoencoder, $L = 2$, the note
-#   on large ReLU codes, the $10^{-10}$ inside the BCE's logs); a 2018 ML journal-club
+#   on large encoder outputs and the ReLU, the $10^{-10}$ inside the BCE's logs); a 2018 ML journal-club
 #   notebook on variational autoencoders (the 784-100-2-100-784 autoencoder with squared
 #   error, the latent scatter plot, sampling from per-class Gaussians, and the negative loss
 #   from standardised data fed to BCE).

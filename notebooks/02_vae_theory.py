@@ -43,6 +43,7 @@ import time
 
 import matplotlib.pyplot as plt
 import torch
+from torch.distributions import Normal
 
 import companion
 from companion import settings
@@ -50,7 +51,8 @@ from companion.checks import vae_theory as checks
 from companion.checkpoints import train_or_load
 from companion.data import load, source_of
 from companion.evaluation.likelihood import effective_sample_size, log_weights, running_estimates
-from companion.gaussians import ellipse, full_gaussian_log_density, sample_gaussian
+from companion.gaussians import (ellipse, full_gaussian_log_density, gaussian_kl,
+                                 sample_gaussian)
 from companion.losses import bernoulli_nll, kl_divergence
 from companion.models import MLPVAE
 from companion.models.linear_gaussian import LinearGaussian, fit_q
@@ -88,10 +90,20 @@ torch.manual_seed(0)
 vae = MLPVAE(latent_dim=20, hidden=400).to(device)
 history = train_or_load(vae, train, epochs=settings.pick(3, 1), progress=False)
 vae.eval().requires_grad_(False)        # from here on the model is fixed: only q will change
-print(f"training loss per epoch (nats per image): {[round(v, 1) for v in history.loss]}")
+print("training loss per epoch (-ELBO on grey pixels, per image):",
+      [round(v, 1) for v in history.loss])
 assert history.loss[-1] < 784 * math.log(2)   # better than a coin flip for every pixel
 
 # %% [markdown]
+# **A word on the unit.** MNIST pixels are grey levels in $[0, 1]$, and the Bernoulli
+# "likelihood" the decoder gives a grey value is not the probability of anything (notebook 05
+# binarizes the images for this reason). So every number of nats on MNIST in this notebook,
+# the loss above and every "$\log p(x)$" below, is a training loss on grey pixels: compare
+# such numbers with each other, never with published log-likelihoods. The arguments do not
+# suffer: the integral, Jensen's inequality, importance sampling and the ELBO identity hold
+# for any positive function $p_\theta(x\mid z)$, normalised or not. The linear-Gaussian model
+# of sections 4 and 6 has true densities, and its numbers are true log-densities.
+#
 # Here is the story run forwards: codes from the prior, decoded into pixel probabilities.
 
 # %%
@@ -490,6 +502,107 @@ plt.show()
 # correlated coordinates. That leftover is the *approximation gap* of the family of $q$, and a
 # VAE with a diagonal encoder pays it too.
 #
+# ### Why KL(q ‖ p) and not KL(p ‖ q)
+#
+# The diagonal $q$ above is not only untilted, it is also too *narrow*: it covers less of the
+# posterior than the posterior's own spread along each axis. That comes from the direction of
+# the KL divergence. The ELBO's gap is $\mathrm{KL}(q\,\|\,p(z\mid x)) = \mathbb E_q[\log q -
+# \log p(z\mid x)]$, an expectation under $q$, which you can estimate from samples of $q$. The
+# other direction, $\mathrm{KL}(p(z\mid x)\,\|\,q)$, is an expectation under the posterior,
+# and samples from the posterior are exactly what you do not have. So a VAE minimises the
+# "reverse" KL, and that choice has a character:
+#
+# - $\mathrm{KL}(q\,\|\,p)$ is huge wherever $q$ puts mass that $p$ lacks, and costs little
+#   where $p$ has mass that $q$ ignores. The best $q$ stays inside $p$: **mode-seeking**.
+# - $\mathrm{KL}(p\,\|\,q)$ is huge wherever $p$ has mass that $q$ lacks. The best $q$ covers
+#   all of $p$, even if that puts mass where $p$ has little: **mass-covering**.
+#
+# For a Gaussian $p = \mathcal N(m, \Sigma)$ with precision $\Lambda = \Sigma^{-1}$ and a
+# diagonal Gaussian $q$, both optima have closed forms (Bishop 2006, section 10.1.2): both
+# are centred on $m$; $\mathrm{KL}(q\,\|\,p)$ is smallest for variances $1/\Lambda_{ii}$ (the
+# spread of $z_i$ with the other coordinates *held fixed*), $\mathrm{KL}(p\,\|\,q)$ for
+# variances $\Sigma_{ii}$ (the marginal spread). Check both against `fit_q` and against
+# `gaussian_kl`, the course's closed-form KL between full Gaussians:
+
+# %%
+reverse_var = 1 / torch.linalg.inv(post_cov).diagonal()        # argmin of KL(q || p): 1/Lambda_ii
+forward_var = post_cov.diagonal()                               # argmin of KL(p || q): Sigma_ii
+_, fitted_cov = runs["diagonal covariance"][-1]                 # what the ELBO ascent found
+scales = torch.logspace(-1, 1, 201, dtype=torch.float64)        # q's variances: c * reverse_var
+q_covs = torch.diag_embed(scales[:, None] * reverse_var)        # [201, 2, 2]
+means, p_covs = post_mean.expand(len(scales), -1), post_cov.expand(len(scales), -1, -1)
+kl_reverse = gaussian_kl(means, q_covs, means, p_covs)          # [201] KL(q || p)
+kl_forward = gaussian_kl(means, p_covs, means, q_covs)          # [201] KL(p || q)
+rho = post_cov[0, 1] / post_cov.diagonal().prod().sqrt()
+print(f"posterior correlation {rho:.3f}; variances: KL(q||p)-optimal {reverse_var.numpy().round(4)}, "
+      f"ELBO ascent {fitted_cov[0].diagonal().numpy().round(4)}, "
+      f"KL(p||q)-optimal {forward_var.numpy().round(4)}")
+print(f"the wide q's variances are 1 / (1 - rho^2) = {1 / (1 - rho**2):.3f} times the narrow q's; "
+      f"KL minima at c = {scales[kl_reverse.argmin()]:.3f} and c = {scales[kl_forward.argmin()]:.3f}")
+
+# %%
+assert torch.allclose(fitted_cov[0].diagonal(), reverse_var, rtol=1e-4)   # the ELBO picks 1/Lambda_ii
+assert (reverse_var < forward_var).all()                                  # ... the narrower q
+assert torch.allclose(forward_var / reverse_var, 1 / (1 - rho**2))
+assert abs(scales[kl_reverse.argmin()] - 1) < 0.02                         # the grid agrees with the
+assert abs(scales[kl_forward.argmin()] / (1 / (1 - rho**2)) - 1) < 0.02    # closed forms
+
+# %% [markdown]
+# The ELBO ascent landed on the narrow answer to four digits. Now the picture, with a second
+# target where the two directions disagree more sharply: a mixture of two well-separated
+# Gaussians in one dimension. The best Gaussian under $\mathrm{KL}(p\,\|\,q)$ matches the
+# mixture's mean and variance; the best one under $\mathrm{KL}(q\,\|\,p)$ is found below by
+# trying every mean and standard deviation on a grid (the integrals as sums over a fine grid
+# of $z$).
+
+# %%
+zs = torch.linspace(-8, 8, 801, dtype=torch.float64)                     # integration grid
+dz = zs[1] - zs[0]
+p_mix = 0.5 * Normal(-2.0, 0.6).log_prob(zs).exp() + 0.5 * Normal(2.0, 0.6).log_prob(zs).exp()
+m_grid = torch.linspace(-3, 3, 61, dtype=torch.float64)                  # candidate means
+s_grid = torch.linspace(0.2, 3, 29, dtype=torch.float64)                 # ... and stds
+q_grid = Normal(m_grid[:, None, None], s_grid[None, :, None]).log_prob(zs)  # [61, 29, 801] log q
+rev_mix = (q_grid.exp() * (q_grid - p_mix.log())).sum(-1) * dz            # KL(q || p) by sums
+best_m, best_s = divmod(rev_mix.argmin().item(), len(s_grid))
+fwd_mean = (zs * p_mix).sum() * dz                                       # moment matching
+fwd_std = (((zs - fwd_mean) ** 2 * p_mix).sum() * dz).sqrt()
+print(f"KL(q || p)-optimal q: mean {m_grid[best_m]:+.2f}, std {s_grid[best_s]:.2f}   "
+      f"KL(p || q)-optimal q: mean {round(fwd_mean.item(), 2) + 0.0:+.2f}, std {fwd_std:.2f}")
+assert abs(abs(m_grid[best_m]) - 2) < 0.1 and abs(s_grid[best_s] - 0.6) < 0.1   # one mode
+assert abs(fwd_mean) < 1e-6 and abs(fwd_std - math.sqrt(0.36 + 4)) < 1e-3       # both modes
+
+# %%
+fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+a.plot(*ellipse(post_mean[0], post_cov, 2.0), "k-", lw=5, alpha=0.25, label="posterior p")
+a.plot(*ellipse(post_mean[0], torch.diag(reverse_var), 2.0), "C1", label="best diagonal q, KL(q || p)")
+a.plot(*ellipse(post_mean[0], torch.diag(forward_var), 2.0), "C2--", label="best diagonal q, KL(p || q)")
+a.set(title="A correlated Gaussian p (2-std ellipses)", xlabel="$z_1$", ylabel="$z_2$", aspect="equal")
+b.fill_between(zs, p_mix, color="k", alpha=0.2, label="two-mode p")
+b.plot(zs, Normal(m_grid[best_m], s_grid[best_s]).log_prob(zs).exp(), "C1", label="best q, KL(q || p)")
+b.plot(zs, Normal(fwd_mean, fwd_std).log_prob(zs).exp(), "C2--", label="best q, KL(p || q)")
+b.set(title="A two-mode p and the best single Gaussian", xlabel="z", ylabel="density")
+a.legend(fontsize=8, loc="lower right")
+b.legend(fontsize=8)
+plt.show()
+
+# %%
+valley = {"p": p_mix[len(zs) // 2].item(),                                 # densities at z = 0
+          "wide q": Normal(fwd_mean, fwd_std).log_prob(torch.tensor(0.0)).exp().item()}
+print(f"density at z = 0, between the modes: p {valley['p']:.4f}, KL(p || q)-optimal q "
+      f"{valley['wide q']:.4f}")
+assert torch.allclose(rev_mix, rev_mix.flip(0)) and valley["wide q"] > 10 * valley["p"]
+
+# %% [markdown]
+# Left: along each axis the $\mathrm{KL}(q\,\|\,p)$ ellipse spans less than the posterior
+# does, while the $\mathrm{KL}(p\,\|\,q)$ ellipse spans exactly the posterior's extent along
+# each axis and so sticks out of it across the tilt. Right: $\mathrm{KL}(q\,\|\,p)$ picks one
+# mode and ignores the other (the mixture is symmetric, so the other mode is exactly as good),
+# while $\mathrm{KL}(p\,\|\,q)$ spreads one wide bump over both modes and puts its peak in the
+# valley between them, where $p$ has almost no mass (the densities printed above). A VAE's
+# encoder is of the first kind: its $q$ tends to be *overconfident*, narrower than the true
+# posterior, and on a posterior with several modes it settles on one. That is the price of
+# the only direction you can compute.
+#
 # > **Pitfall: the mean of the logs is not the log of the mean.** A tempting shortcut for
 # > $\log p(x)$ is to average $\log p(x\mid z_k)$ over prior samples, instead of averaging
 # > $p(x\mid z_k)$ and taking the log. In this model you can see exactly what that computes.
@@ -778,6 +891,9 @@ print("closed form and gradient ascent agree for beta =", betas[1:].tolist())
 # - C. Doersch, *Tutorial on Variational Autoencoders*, 2016, arXiv:1606.05908.
 # - D. M. Blei, A. Kucukelbir and J. D. McAuliffe, *Variational Inference: A Review for
 #   Statisticians*, 2017, arXiv:1601.00670 (Jensen's bound, the KL identity, mean-field $q$).
+# - C. M. Bishop, *Pattern Recognition and Machine Learning*, Springer, 2006, section 10.1.2
+#   (the two directions of the KL for a factorized $q$: variances $1/\Lambda_{ii}$ against
+#   marginal variances, and one mode against both).
 # - M. E. Tipping and C. M. Bishop, *Probabilistic Principal Component Analysis*, Journal of
 #   the Royal Statistical Society B, 1999 (the linear-Gaussian model).
 # - I. Higgins et al., *β-VAE: Learning Basic Visual Concepts with a Constrained Variational

@@ -252,31 +252,57 @@ assert all(abs(p / 4 - 1) < 0.15 for p in single["pathwise"])     # 4 sigma^2, w
 
 
 # %% [markdown]
-# ### When only the score function works
+# ### When the pathwise estimate is wrong
 #
-# The pathwise estimator needs $f'(z)$. If $f$ is a step — a threshold, a count, a discrete
-# choice — its derivative is zero almost everywhere and autograd has nothing to follow. The
-# score function only evaluates $f$, so it still works. Take $f(z) = \mathbb 1[z > 0]$:
-# $\mathbb E[f] = \Phi(\mu/\sigma)$, whose derivative in $\mu$ is the normal density
-# $\varphi(\mu/\sigma)/\sigma$.
+# The pathwise estimator rests on one step: moving the gradient inside the expectation,
+# $\nabla_\mu\,\mathbb E_\varepsilon[f(\mu + \sigma\varepsilon)] =
+# \mathbb E_\varepsilon[\nabla_\mu f(\mu + \sigma\varepsilon)]$. That swap is safe when $f$
+# is Lipschitz, like the smooth functions of a VAE (Mohamed et al. 2020 discuss the exact
+# conditions); being differentiable almost everywhere is not enough. For a step (a threshold,
+# a count, a rounding) it fails. Take $f(z) = \mathbb 1[z > 0]$: $\mathbb E[f] = \Phi(\mu/\sigma)$,
+# whose derivative in $\mu$ is the normal density $\varphi(\mu/\sigma)/\sigma > 0$. But
+# $f'(z) = 0$ at every $z \neq 0$, and a sample hits $z = 0$ with probability zero, so the
+# pathwise estimate is exactly 0: computed without an error, and wrong. The score function
+# differentiates only the density $q$, which is smooth, so its swap is fine.
+#
+# Write the step with `torch.sign`, whose derivative autograd takes to be 0 everywhere (the
+# comparison `z > 0` would return a tensor without a graph, and `backward` would refuse):
 
 # %%
 def step(z: torch.Tensor) -> torch.Tensor:
-    return (z > 0).float()
+    """1 where z > 0, 0 where z < 0; autograd's derivative of it is 0 everywhere."""
+    return (torch.sign(z) + 1) / 2
 
 
 torch.manual_seed(3)                # reseed: the numbers printed below do not depend on the mode
 exact = Normal(0.0, 1.0).log_prob(torch.tensor(mu0 / sigma0)).exp().item() / sigma0
-estimate = score_function_grad(step, mu0, sigma0, many).item()
-print(f"exact {exact:.3f} | score function {estimate:.3f}")
-assert abs(estimate - exact) < 0.01
-try:
-    pathwise_grad(step, mu0, sigma0, 10)
-    raise AssertionError("autograd was expected to refuse")
-except RuntimeError as err:
-    print("pathwise:", err)
+by_score = score_function_grad(step, mu0, sigma0, many).item()
+by_path = pathwise_grad(step, mu0, sigma0, many).item()
+print(f"exact {exact:.3f} | score function {by_score:.3f} | pathwise {by_path:.3f}")
+assert abs(by_score - exact) < 0.01 and by_path == 0.0
 
 # %% [markdown]
+# Where did the gradient go? Freeze the noise, as section 4 will do for a smooth $f$: the
+# average $\frac1n\sum_k f(\mu + \sigma\varepsilon_k)$ is then a staircase in $\mu$, flat
+# except for a jump of $1/n$ wherever some $\mu + \sigma\varepsilon_k$ crosses 0. Its slope
+# over a small interval is the true gradient; its derivative at almost every single $\mu$,
+# which is what autograd computes, is 0. All of the gradient sits in the jumps.
+
+# %%
+frozen_steps = torch.randn(100_000, generator=torch.Generator().manual_seed(8))   # eps, drawn once
+staircase = lambda m: step(m + sigma0 * frozen_steps).mean().item()
+width = 0.05
+slope = (staircase(mu0 + width) - staircase(mu0 - width)) / (2 * width)
+mu_point = torch.tensor(mu0, requires_grad=True)
+step(mu_point + sigma0 * frozen_steps).mean().backward()
+print(f"frozen noise: slope over [{mu0 - width}, {mu0 + width}] {slope:.3f}, "
+      f"autograd's derivative at mu = {mu0}: {mu_point.grad.item()}")
+assert abs(slope - exact) < 0.02 and mu_point.grad.item() == 0.0
+
+# %% [markdown]
+# The slope of the staircase matches the exact gradient printed above; the derivative at a
+# point does not see it.
+#
 # This is why REINFORCE is still used for discrete choices (and why a large literature exists on
 # taming its variance, with baselines and control variates; see the references). A VAE with
 # Gaussian latents has a smooth $f$, so it takes the pathwise road.
@@ -436,17 +462,53 @@ lv = torch.tensor(math.log(1e-8), requires_grad=True)
 (0.5 * (v - torch.log(v) - 1)).backward()                 # KL of N(0, v) against N(0, 1)
 (0.5 * (lv.exp() - lv - 1)).backward()
 print(f"dKL/d(sigma^2) = {v.grad.item():.3g}   vs   dKL/d(log sigma^2) = {lv.grad.item():.3g}")
-print(f"one gradient step with learning rate 1e-3 moves sigma^2 by {1e-3 * abs(v.grad.item()):.3g}"
-      f", log sigma^2 by {1e-3 * abs(lv.grad.item()):.3g}")
 assert torch.isinf(torch.log(var_half)).all() and abs(lv.grad) <= 0.5 < abs(v.grad)
 
 
 # %% [markdown]
-# One gradient step on $\sigma^2$ would throw it far past any sensible value (a variance of
-# $10^{-8}$ moved by the amount printed above). On $\log\sigma^2$ the same step changes the
-# variance by a small *factor*, the same at every scale. (Some implementations use a softplus
-# instead of the exponential; the point, an unconstrained output mapped to a positive number,
-# is the same.)
+# What does one optimizer step do with these gradients? Take a parameter that *is* the
+# variance, or its log (as in notebook 02, where Adam optimizes a separate $(\mu, \log\sigma^2)$
+# per image), start at $\sigma^2 = 10^{-8}$, and take one step with learning rate $10^{-3}$,
+# with plain SGD and with Adam, the optimizer of this course:
+
+# %%
+def variance_after_step(optimizer_class, log_scale: bool, loss: str = "kl") -> float:
+    """sigma^2 after one step (lr 1e-3) from sigma^2 = 1e-8, on the KL to N(0, 1) or on sigma^2."""
+    start = math.log(1e-8) if log_scale else 1e-8
+    p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    optimizer = optimizer_class([p], lr=1e-3)
+    var = p.exp() if log_scale else p
+    (0.5 * (var - var.log() - 1) if loss == "kl" else var).backward()
+    optimizer.step()
+    return (p.exp() if log_scale else p).item()
+
+
+after = {(opt.__name__, log_scale): variance_after_step(opt, log_scale)
+         for opt in (torch.optim.SGD, torch.optim.Adam) for log_scale in (False, True)}
+for (name, log_scale), var in after.items():
+    print(f"{name:>4} on {'log sigma^2' if log_scale else 'sigma^2    '}: sigma^2 1e-08 -> {var:.5g}")
+shrunk = variance_after_step(torch.optim.Adam, False, loss="variance")
+print(f"Adam on sigma^2, when the loss wants a smaller variance: sigma^2 1e-08 -> {shrunk:.3g}")
+
+# %%
+assert after["SGD", False] > 1e3 and after["Adam", False] > 1e4 * 1e-8   # both jump
+assert abs(after["Adam", False] - 1e-3) < 1e-6                           # Adam: by about lr
+assert all(0 < after[name, True] / 1e-8 - 1 < 2e-3 for name in ("SGD", "Adam"))
+assert shrunk < 0
+
+
+# %% [markdown]
+# Plain SGD steps by learning rate × gradient, so on $\sigma^2$ the exploding gradient throws
+# the variance far past any sensible value. Adam divides each parameter's step by a running
+# estimate of that parameter's gradient size, so its first step moves every parameter by
+# about the learning rate, whatever the gradient: the explosion is tamed. The *units* are not.
+# Adding $10^{-3}$ to a variance of $10^{-8}$ still multiplies it by about $10^5$, and when the
+# loss asks for a smaller variance the same step makes it negative. On $\log\sigma^2$ both
+# optimizers change the variance by a small *factor* (for Adam, $e^{\pm 0.001}$), the same at
+# every scale. In an encoder the variance is the output of a layer rather than a parameter,
+# but the same holds for that output: a change of $h = \log\sigma^2$ is a relative change of
+# $\sigma^2$, at any scale. (Some implementations use a softplus instead of the exponential;
+# the point, an unconstrained output mapped to a positive number, is the same.)
 
 # %% [markdown]
 # ## 6. Pitfall: one $\varepsilon$ for the whole batch
@@ -710,9 +772,10 @@ checks.check_score_logvar(score_logvar)
 #
 # * A sampled $z$ carries no gradient: `.sample()` cuts the graph and `torch.normal` returns
 #   zero gradients, so the encoder would learn nothing from the reconstruction term.
-# * Two unbiased estimators of $\nabla_\phi\,\mathbb E_{q_\phi}[f(z)]$ exist. The score function
-#   (REINFORCE) needs only values of $f$ — so it works for steps and discrete choices — but its
-#   variance is larger, and grows with the size of $f$. The pathwise estimator
+# * Two estimators of $\nabla_\phi\,\mathbb E_{q_\phi}[f(z)]$, both unbiased for a smooth $f$.
+#   The score function (REINFORCE) needs only values of $f$, so it stays right for steps and
+#   discrete choices, where the pathwise estimate is silently 0; but its variance is larger,
+#   and grows with the size of $f$. The pathwise estimator
 #   differentiates through $z = \mu + \sigma\varepsilon$ and, for $f(z) = z^2$, has a variance
 #   several times smaller at every number of samples.
 # * The trick: $\varepsilon \sim \mathcal N(0, I)$ drawn with the shape of $\sigma$, then

@@ -162,6 +162,13 @@ for name, model in sources.items():
 # > (logit −10) becomes a logit of −0.1, a coin flip; Dropout sets half the logits to 0,
 # > probability ½; BatchNorm rescales the output by statistics of the batch.
 #
+# **A word on the unit.** MNIST's pixels are grey levels, and a Bernoulli "likelihood" of a
+# grey value is not the probability of anything (notebook 05 binarizes the images for that
+# reason). So every Bernoulli loss and test $-$ELBO in this notebook is a training loss on
+# grey pixels: a sum of per-pixel cross-entropies, in nats, good for comparing networks
+# trained and tested on the same images, but not a log-likelihood to set next to published
+# results. The KL terms are true nats.
+#
 # Give the block the *best possible* logits, those of a decoder that knows every pixel, and
 # see what is left:
 
@@ -172,7 +179,7 @@ bad_block = nn.Sequential(nn.BatchNorm2d(1), nn.LeakyReLU(), nn.Dropout(0.5)).tr
 losses = {"plain output layer": bernoulli_nll(perfect, x).mean().item(),
           "BAD block after it": bernoulli_nll(bad_block(perfect), x).mean().item()}
 for name, value in losses.items():
-    print(f"{name:<20} {value:7.1f} nats per image")
+    print(f"{name:<20} {value:7.1f} per image (loss on grey pixels)")
 assert losses["BAD block after it"] > 5 * losses["plain output layer"]
 
 # %% [markdown]
@@ -367,7 +374,27 @@ checks.check_output_sizes(conv_size, tconv_size)
 # The course's `ConvVAE` halves the resolution at once with a 4×4 stride-2 conv
 # (28 → 14 → 7, 32 then 64 channels), has no BatchNorm and no Dropout, and mirrors that with
 # two 4×4 stride-2 transposed convs (even overlap, section 5). Its only full-resolution layer
-# is the output. Measure the training speed of every network here, on one batch of 128:
+# is the output. Measure the training speed of every network here, on one batch of 128.
+#
+# A timing of a few steps is at the mercy of whatever else the machine does at that moment,
+# and the number of threads changes it too. So time the way `bench/conv.py` does: on one
+# thread, the networks interleaved (the order alternating each round), and keep each
+# network's best round, the least disturbed one.
+
+# %%
+def interleaved_speed(models: dict, x: torch.Tensor, steps: int, rounds: int) -> dict:
+    """Training images/s of each model in each round, [rounds] per name; one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                       # like bench/conv.py --threads 1
+    try:
+        names, speeds = list(models), {name: [] for name in models}
+        for r in range(rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                speeds[name].append(images_per_second(models[name], x, steps=steps, warmup=1))
+    finally:
+        torch.set_num_threads(threads)
+    return speeds
+
 
 # %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
@@ -378,12 +405,15 @@ contenders = {"Hasktorch (SimpleConvVAE)": SimpleConvVAE(2),
               "course ConvVAE": ConvVAE(2)}
 contenders = {name: m.to(device) for name, m in contenders.items()}
 x = load("mnist", "train").images[:128]
-steps = settings.pick(6, 2)
-speed = {name: images_per_second(m, x, steps=steps) for name, m in contenders.items()}
+rounds = interleaved_speed(contenders, x, steps=settings.pick(4, 1), rounds=settings.pick(3, 2))
+speed = {name: max(r) for name, r in rounds.items()}                  # the best round
 for name, model in contenders.items():
     print(f"{name:<33}{parameter_count(model):>11,} parameters {speed[name]:>7.0f} images/s")
-ratio = speed["course ConvVAE"] / speed["slides (BADConvVAE, Dropout 0.5)"]
-print(f"course ConvVAE / slides (BADConvVAE, Dropout 0.5): {ratio:.1f}x")
+fast, slow = rounds["course ConvVAE"], rounds["slides (BADConvVAE, Dropout 0.5)"]
+ratio = max(fast) / max(slow)
+per_round = [f / s for f, s in zip(fast, slow)]
+print(f"course ConvVAE / slides (BADConvVAE, Dropout 0.5): {ratio:.1f}x "
+      f"(single rounds: {min(per_round):.1f}x to {max(per_round):.1f}x)")
 assert ratio >= 2
 
 # %% [markdown]
@@ -416,6 +446,10 @@ print(f"course, next to slides-no-dropout: "
 print(f"course-lr1e-3 (same network), next to course: "
       f"speed {slow_lr['speedup'] / course['speedup'] - 1:+.0%}, "
       f"test -ELBO {slow_lr['final_test_loss'] - course['final_test_loss']:+.1f} nats")
+print(f"course over slides: {course['speedup']:.1f}x in the benchmark (whole epochs), "
+      f"{ratio:.1f}x in section 6's timing (one batch)")
+if device.type == "cpu" and not settings.fast_mode():   # same kind of timing, same kind of machine
+    assert 0.5 < ratio / course["speedup"] < 2
 # the trade-off: far faster than the slides' network without Dropout, a few nats worse
 assert course["speedup"] > 3 * no_dropout["speedup"]
 assert 0 < course["final_test_loss"] - no_dropout["final_test_loss"] < 10
@@ -424,11 +458,16 @@ assert max(runs[k]["speedup"] for k in ("course-channels-last", "course-bf16", "
     < 1.15 * course["speedup"]
 
 # %% [markdown]
-# Three things to read off:
+# Four things to read off:
 #
 # * **Speed.** `ConvVAE` trains several times faster than the slides' network. Dropping
 #   Dropout alone (`slides-no-dropout`) gains much less: the full-resolution layers are the
-#   cost.
+#   cost. The benchmark's speed-up and section 6's are printed side by side above; both time
+#   on one thread with the networks interleaved. What still differs: section 6 repeats one
+#   batch and trains every network with the course's `train_step` (fused Adam), while the
+#   benchmark runs whole epochs of shuffled batches and trains the slides' network in their
+#   plain loop (unfused Adam). The two ratios come out close (the check above asks for less
+#   than a factor of 2 either way), not equal.
 # * **Quality needs the learning rate.** With the sources' lr 1e-3 the small network is still
 #   far behind after two epochs (`course-lr1e-3`, about 17 nats worse); with lr 3e-3
 #   (`companion.models.LR`) it ends with a lower test loss than the slides' network with the
@@ -473,8 +512,8 @@ def train_conv(latent_dim: int, train, test) -> dict:
 mnist_runs = {L: train_conv(L, mnist_train, mnist_test) for L in (2, 128)}
 untrained = evaluate(ConvVAE(2).to(device), mnist_test).total
 for L, run in mnist_runs.items():
-    print(f"latent {L:>3}: test -ELBO {run['history'].test_loss[-1]:6.1f} nats "
-          f"(untrained: {untrained:.1f}), KL {run['history'].test_kl[-1]:.1f}")
+    print(f"latent {L:>3}: test loss (-ELBO, grey pixels) {run['history'].test_loss[-1]:6.1f} "
+          f"(untrained: {untrained:.1f}), KL {run['history'].test_kl[-1]:.1f} nats")
     assert run["history"].test_loss[-1] < untrained - 100 and run["history"].test_kl[-1] > 0
 
 
@@ -558,7 +597,8 @@ second_test = second_test.subset(settings.pick(10000, 1000))
 # %% tags=["nbval-ignore-output"]
 second_runs = {L: train_conv(L, second_train, second_test) for L in (2, 128)}
 for L, run in second_runs.items():
-    print(f"{second_name}, latent {L:>3}: test -ELBO {run['history'].test_loss[-1]:6.1f} nats")
+    print(f"{second_name}, latent {L:>3}: test loss (-ELBO, grey pixels) "
+          f"{run['history'].test_loss[-1]:6.1f}")
     assert run["history"].test_kl[-1] > 0 and run["history"].test_loss[-1] < 500
 
 # %%

@@ -78,6 +78,11 @@ assert len(train) == N_TRAIN and len(test) == N_TEST
 # likelihood and $\beta = 1$. One has $L = 2$ latent dimensions, so you can see its whole
 # latent space; the other has $L = 16$, which reconstructs far better and is where the
 # arithmetic of this notebook is more interesting.
+#
+# The printed test losses are the negative ELBO on MNIST's grey pixels: a training loss, good
+# for comparing the two models with each other. A Bernoulli likelihood of grey values is not
+# the probability of anything, so they are not nats of a log-likelihood (notebook 05
+# binarizes the images to get those); only the KL part is a true number of nats.
 
 # %% tags=["nbval-ignore-output"]
 models, histories = {}, {}
@@ -86,8 +91,8 @@ for latent_dim in (2, 16):
     histories[latent_dim] = train_or_load(models[latent_dim], train, test, epochs=EPOCHS,
                                           progress=False)
     h = histories[latent_dim]
-    print(f"L = {latent_dim:2d}: test loss {h.test_loss[-1]:6.1f} nats "
-          f"(reconstruction {h.test_reconstruction[-1]:.1f} + KL {h.test_kl[-1]:.1f})")
+    print(f"L = {latent_dim:2d}: test loss {h.test_loss[-1]:6.1f} on grey pixels "
+          f"(reconstruction {h.test_reconstruction[-1]:.1f} + KL {h.test_kl[-1]:.1f} nats)")
     assert h.loss[-1] < h.loss[0] and h.test_kl[-1] >= 0
 vae2, vae16 = models[2], models[16]
 
@@ -245,9 +250,11 @@ assert sampled_gap > 0.01 and mean_gap == 0.0
 # The fix is in the cells above: interpolate the posterior means $\mu$, which the encoder
 # returns deterministically, as `encode_all` does.
 #
-# > **Pitfall: slerp between parallel codes.** The formula divides by $\sin\Omega$. For two
-# > codes pointing the same way ($\Omega = 0$: two codes on one ray from the origin, such as
-# > $3e$ and $5e$ for a unit vector $e$) it is $0/0$.
+# > **Pitfall: slerp between parallel or opposite codes.** The formula divides by
+# > $\sin\Omega$, which is 0 in two cases. At $\Omega = 0$ the codes point the same way (two
+# > codes on one ray from the origin, such as $3e$ and $5e$ for a unit vector $e$), and the
+# > formula is $0/0$. At $\Omega = \pi$ they point in opposite directions (such as $3e$ and
+# > $-5e$), and *every* half great circle joins them: there is no one path to compute.
 
 # %%
 e = torch.zeros(16)
@@ -256,10 +263,37 @@ print("slerp_unit(e, e) at t = 0.5:", slerp_unit(e, e, half)[0, :3], "...")
 print("companion slerp(3e, 5e):    ", slerp(3 * e, 5 * e, half)[0, :3], "...")
 assert torch.isnan(slerp_unit(e, e, half)).all()
 assert torch.equal(slerp(3 * e, 5 * e, half)[0], 4 * e)
+ts = torch.tensor([0.0, 3 / 8, 1.0])
+opposite = slerp(3 * e, -5 * e, ts)                          # [3, 16]
+print("companion slerp(3e, -5e) at t = 0, 3/8, 1: norms", opposite.norm(dim=1).tolist())
+assert torch.allclose(opposite, lerp(3 * e, -5 * e, ts)) and opposite[1].norm() < 1e-6
 
 # %% [markdown]
-# `companion.latent_arithmetic.slerp` checks $\sin\Omega$ first and, when the two directions (almost)
-# coincide, walks the straight line, which is then also the great circle.
+# `companion.latent_arithmetic.slerp` checks $\sin\Omega$ first and, when it is below
+# $10^{-4}$, walks the straight line instead. That covers both cases, with different results.
+# For (nearly) parallel codes the straight line is also the great circle, so nothing is lost.
+# For (nearly) opposite codes it is not: the straight line from $3e$ to $-5e$ passes through
+# the origin at $t = 3/8$ (the norm printed above is 0), the very place slerp is meant to
+# avoid, and no error tells you. Random pairs of prior samples or of test codes come
+# nowhere near opposite:
+
+# %% tags=["nbval-ignore-output"]
+def angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The angle between the rows of a and b, in degrees; [N]."""
+    return torch.nn.functional.cosine_similarity(a, b, dim=1).clamp(-1, 1).arccos().rad2deg()
+
+
+widest = {"prior samples": angle(pairs[:, 0], pairs[:, 1]).max().item(),                # 2000 pairs
+          "test codes": angle(test_codes[idx[:, 0]], test_codes[idx[:, 1]]).max().item()}  # 300
+print("widest angle between the pairs above:",
+      ", ".join(f"{v:.1f} degrees ({k})" for k, v in widest.items()))
+print(f"angle at which the fallback starts: {180 - math.degrees(math.asin(1e-4)):.4f} degrees")
+assert max(widest.values()) < 170
+
+# %% [markdown]
+# But if you build the second code from the first, for example to morph a code into its
+# mirror image $-z$, choose the route yourself: slerp from $z$ to a direction orthogonal to it,
+# then on to $-z$.
 #
 # ## 3. Attribute vectors
 #
