@@ -15,7 +15,8 @@
 #
 # ### Learning objectives
 #
-# 1. Train the MLP VAE 784-400-$L$ with `companion.fit` and read the two parts of the ELBO
+# 1. Write the MLP VAE 784-400-$L$, its loss and its training loop yourself, check them
+#    against `companion`, then train with the package and read the two parts of the ELBO
 #    epoch by epoch.
 # 2. Explore a 2-D latent space: the test set's codes, a walk over $[-3, 3]^2$, and why a grid
 #    over $[-8, 8]^2$ decodes nonsense at its edges.
@@ -30,8 +31,8 @@
 #
 # **Time to run:** about 10 s in fast mode. In full mode about 8 minutes on a quiet 2-core CPU
 # the first time, when five VAEs train (most of it the 50-epoch model of section 6), and about
-# 70 s afterwards, when they load from the cache (most of it the likelihood estimates of
-# section 6).
+# 85 s afterwards, when they load from the cache (most of it the likelihood estimates of
+# section 6, and about 15 s your own training loop of section 1, which is not cached).
 
 # %% [markdown]
 # ## Setup
@@ -43,17 +44,19 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 import companion
 from companion import checkpoints, settings
 from companion.checks import training_a_vae as checks
-from companion.data import load, source_of, train_val_split
+from companion.data import binarize, load, source_of, train_val_split
 from companion.evaluation.likelihood import binarized, importance_weighted
 from companion.latent import encode_all, grid, nearest_distance
 from companion.losses import kl_divergence
 from companion.models import MLPVAE
 from companion.plots import plot_history, scatter_latent, show_images, show_pairs
-from companion.training import evaluate
+from companion.training import evaluate, loss_parts
 
 companion.setup(seed=0, datasets=["mnist"])
 device = settings.device()          # where load() puts the data; every model goes there too
@@ -88,10 +91,207 @@ assert abs(test.images.mean() - test_gray.images.mean()) < 0.01
 # The average intensity survives the coin flips, as it should: binarization keeps each
 # pixel's mean and throws away nothing but the grey levels.
 #
+# ### Write the VAE yourself
+#
+# Before the package trains anything for you, write the whole VAE once in plain PyTorch: the
+# model, the loss and the training loop, about fifty lines. Afterwards you check that the
+# package computes the same numbers, so every model below is one you could have written.
+#
+# **The encoder** maps an image to the two parameters of
+# $q(z\mid x) = \mathcal N\big(\mu, \mathrm{diag}(\sigma^2)\big)$: one hidden layer of 400 ReLU
+# units, then two linear *heads* side by side, one for $\mu$ and one for $\log\sigma^2$. A head
+# can output any real number; predicting the log-variance keeps $\sigma^2 = e^{\log\sigma^2}$
+# positive without any constraint on the network.
+
+# %%
+class Encoder(nn.Module):
+    """x [N, 1, 28, 28] -> (mu, logvar), each [N, L]: the parameters of q(z|x)."""
+
+    def __init__(self, latent_dim: int, hidden: int = 400):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(784, hidden), nn.ReLU())   # 784 -> 400
+        self.mu = nn.Linear(hidden, latent_dim)                        # 400 -> L
+        self.logvar = nn.Linear(hidden, latent_dim)                    # 400 -> L
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x.flatten(1))                                    # [N, 784] -> [N, 400]
+        return self.mu(h), self.logvar(h)
+
+
+# %%
+x = binarize(train.images[:128])                  # one batch, freshly coin-flipped
+mu, logvar = Encoder(latent_dim=20).to(device)(x)
+print(f"x {list(x.shape)} -> mu {list(mu.shape)}, logvar {list(logvar.shape)}")
+assert mu.shape == logvar.shape == (128, 20)
+
+
+# %% [markdown]
+# **Sampling $z$** is the reparameterization trick of notebook 03:
+# $z = \mu + \sigma \odot \varepsilon$ with $\sigma = e^{\frac12 \log\sigma^2}$ and a fresh
+# $\varepsilon \sim \mathcal N(0, I)$ for every image and every dimension. The randomness sits
+# in $\varepsilon$, so gradients flow through $\mu$ and $\sigma$ to the encoder. Check it on a
+# Gaussian you know: $\mu = 1$, $\sigma^2 = 4$.
+
+# %% tags=["nbval-ignore-output"]
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps with sigma = exp(logvar / 2), one eps per example and dimension."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+z = reparameterize(torch.ones(10_000, 1), torch.full((10_000, 1), math.log(4.0)))
+print(f"mu = 1, sigma^2 = 4: sample mean {z.mean():.3f}, sample variance {z.var():.3f}")
+assert abs(z.mean() - 1) < 0.1 and abs(z.var() - 4) < 0.3
+
+
+# %% [markdown]
+# **The decoder** maps $z$ back to 784 numbers, one per pixel. It returns **logits**, with no
+# sigmoid at the end: the loss below takes logits directly, and $\sigma(\text{logit})$, the
+# probability that the pixel is 1, is what you draw when you want a picture.
+
+# %% tags=["nbval-ignore-output"]
+def make_decoder(latent_dim: int, hidden: int = 400) -> nn.Sequential:
+    """z [N, L] -> logits [N, 784], one Bernoulli logit per pixel (no sigmoid)."""
+    return nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(),     # L -> 400
+                         nn.Linear(hidden, 784))                        # 400 -> 784
+
+
+logits = make_decoder(latent_dim=20).to(device)(reparameterize(mu, logvar))
+print(f"z [128, 20] -> logits {list(logits.shape)}, from {logits.min():.2f} to "
+      f"{logits.max():.2f}")
+assert logits.shape == (128, 784)
+
+
+# %% [markdown]
+# **The model** puts the three pieces together. Its `forward` returns everything the loss
+# needs: the logits for the reconstruction term, $\mu$ and $\log\sigma^2$ for the KL term.
+
+# %%
+class VAE(nn.Module):
+    """The MLP VAE 784-400-L, written out: encoder, reparameterize, decoder."""
+
+    def __init__(self, latent_dim: int = 20, hidden: int = 400):
+        super().__init__()
+        self.encoder = Encoder(latent_dim, hidden)
+        self.decoder = make_decoder(latent_dim, hidden)
+
+    def forward(self, x: torch.Tensor):
+        mu, logvar = self.encoder(x)                                   # [N, L] each
+        return self.decoder(reparameterize(mu, logvar)), mu, logvar    # logits [N, 784]
+
+
+# %% [markdown]
+# **The loss** is the negative ELBO. For one image it is the reconstruction term
+# $-\log p(x\mid z) = \sum_{i=1}^{784} \mathrm{BCE}(\text{logit}_i, x_i)$, **summed** over the
+# pixels, plus the KL term in the closed form of notebook 04,
+# $\tfrac12\sum_{j=1}^{L}\big(\mu_j^2 + \sigma_j^2 - \log\sigma_j^2 - 1\big)$, summed over the
+# latent dimensions. Both terms are then **averaged** over the batch, so the loss does not grow
+# with the batch size. `F.binary_cross_entropy_with_logits` computes the log of the sigmoid in
+# a numerically stable way, so no `+ 1e-10` inside a log is needed. A mean over the pixels
+# instead of a sum would divide the reconstruction term by 784 and so weigh the KL term 784
+# times more: a β-VAE with β = 784, by accident.
+#
+# Before any training, every logit is close to 0, every pixel gets probability about
+# $\tfrac12$, and the reconstruction term should be close to $784 \ln 2 \approx 543$ nats.
+
+# %% tags=["nbval-ignore-output"]
+def negative_elbo(logits, x, mu, logvar):
+    """(-ELBO, reconstruction, KL), each averaged over the batch, in nats per image."""
+    reconstruction = F.binary_cross_entropy_with_logits(
+        logits, x.flatten(1), reduction="none").sum(dim=1)            # [N], summed over pixels
+    kl = 0.5 * (mu**2 + logvar.exp() - logvar - 1).sum(dim=1)          # [N], summed over L
+    return (reconstruction + kl).mean(), reconstruction.mean(), kl.mean()
+
+
+loss, reconstruction, kl = negative_elbo(logits, x, mu, logvar)
+print(f"untrained: -ELBO {loss:.1f} = reconstruction {reconstruction:.1f} + KL {kl:.2f} nats "
+      f"(784 ln 2 = {784 * math.log(2):.1f})")
+assert abs(reconstruction - 784 * math.log(2)) < 30 and kl >= 0
+assert negative_elbo(logits, x, 0 * mu, 0 * logvar)[2] == 0       # no KL at the prior
+
+# %% [markdown]
+# **The training loop**: Adam with learning rate $10^{-3}$ and batches of 128. Each epoch visits
+# the training images in a new random order, and every batch gets fresh coin flips from
+# `binarize` (dynamic binarization). One step is always the same five moves: forward pass,
+# loss, `zero_grad`, `backward`, `step`. The loop prints the average loss of each epoch, which
+# must fall.
+
+# %%
+torch.manual_seed(0)
+mine = VAE(latent_dim=20).to(device)
+optimizer = torch.optim.Adam(mine.parameters(), lr=1e-3)
+for name, weight in mine.state_dict().items():
+    print(f"{name:<22} {list(weight.shape)}")
+print(f"{sum(w.numel() for w in mine.parameters()):,} parameters")
+
+# %% tags=["nbval-ignore-output"]
+epoch_losses = []
+for epoch in range(settings.pick(3, 2)):
+    total = 0.0
+    for batch in torch.randperm(len(train), device=device).split(128):
+        x = binarize(train.images[batch])                             # fresh coin flips
+        logits, mu, logvar = mine(x)
+        loss = negative_elbo(logits, x, mu, logvar)[0]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(batch)
+    epoch_losses.append(total / len(train))
+    print(f"epoch {epoch + 1}: -ELBO {epoch_losses[-1]:.2f} nats per training image")
+assert all(a > b for a, b in zip(epoch_losses, epoch_losses[1:]))
+
+# %% [markdown]
+# The loss falls fast in the first epoch, from the 543 nats of an untrained model to the
+# first epoch's average printed above, then more slowly. (In fast mode, with 2 000 training
+# images, it gets only part of the way.)
+#
+# **Same numbers as the package.** `companion.models.MLPVAE` is this network, and
+# `companion.training.loss_parts` computes the loss of a batch exactly as `fit` does. Copy your
+# weights into an `MLPVAE` and compare the two losses on one batch. A `state_dict` maps
+# parameter names to tensors: yours are called `encoder.body.0.weight`, `encoder.mu.weight`,
+# ..., `decoder.0.weight`, the package's `body.0.weight`, `mu.weight`, ..., `decoder.0.weight`,
+# so dropping the prefix `encoder.` makes the names match. Both models draw $\varepsilon$ with
+# `randn_like`, so seeding the generator before each forward pass gives both the same
+# $\varepsilon$.
+
+# %% tags=["nbval-ignore-output"]
+weights = {name.removeprefix("encoder."): w for name, w in mine.state_dict().items()}
+package = MLPVAE(latent_dim=20, hidden=400).to(device)
+package.load_state_dict(weights)          # strict: every name must match, none may be left over
+x = test.images[:256]                     # one batch of the fixed binarized test set
+torch.manual_seed(1)
+logits, mu, logvar = mine(x)
+ours = negative_elbo(logits, x, mu, logvar)
+torch.manual_seed(1)                      # the same eps again, now for the package's model
+theirs = loss_parts(package, x)
+for name, a, b in zip(("-ELBO", "reconstruction", "KL"), ours, theirs):
+    print(f"{name:>14}: yours {a:10.5f}, package {b:10.5f}, difference {abs(a - b):.1e} nats")
+    assert abs(a - b) <= 1e-5 * abs(b) + 1e-5
+
+# %% [markdown]
+# The two agree to rounding: same weights, same batch, same $\varepsilon$, same loss. So
+# `fit` trains the model you just wrote.
+#
+# ### Longer runs with the package
+#
+# From here on the package trains the models. Its `fit` does the same steps as your loop, and
+# adds what you would otherwise write next:
+#
+# * **speed:** Adam's fused kernel (`fused=True`), which does each update in a few large
+#   operations instead of many small ones, and batches cut by indexing tensors that already sit
+#   on the device (your loop borrowed that idea from `companion.data.Batches`); `train_or_load`
+#   goes further and trains each configuration only once, then loads it from a cache (section 5
+#   shows how);
+# * **guards:** a NaN or infinite loss stops training before that step touches the weights,
+#   and pixels outside $[0, 1]$, which a Bernoulli loss cannot model, are refused before the
+#   first step, with a message that says what to do;
+# * **bookkeeping:** the test ELBO after every epoch, a seed that makes a run repeat exactly,
+#   and callbacks such as `SampleStrip`, which decodes the same points $z$ as training goes
+#   so you can watch the model learn.
+#
 # Now train two VAEs that differ only in their latent size: $L = 2$, small enough to draw,
-# as in all four source documents, and $L = 20$. `train_or_load` trains once and caches the
-# weights under `data/checkpoints/` (section 5 shows how); Adam with learning rate
-# $10^{-3}$ and batches of 128, as in the sources.
+# as in all four source documents, and $L = 20$. Adam with learning rate $10^{-3}$, as in the
+# Hasktorch tutorial, the R torch book and the journal-club notebook, and batches of 128, as in
+# the first two (the journal-club notebook uses batches of 120, the slides 32).
 
 # %% tags=["nbval-ignore-output"]
 FIT = dict(epochs=settings.pick(10, 2), batch_size=128, dynamic_binarization=True, seed=0,
@@ -320,9 +520,13 @@ plt.show()
 # few tenths of a nat each (the table above counted the dimensions with more than 0.1 nats).
 # Then it falls off a cliff, and the rest of its dimensions sit close to the prior, carrying a
 # few hundredths of a nat each or less. A count of "active" units depends on where that tail
-# is cut (exercise 2 compares two thresholds). The samples of $L = 20$ and $L = 128$ look
-# alike, as the curves predict. The nearest-test-image distance is a crude proxy: it favours
-# the blurry, average-looking $L = 2$ samples, so read it next to the pictures, never alone.
+# is cut. Per dimension,
+# $\mathrm{KL}_u \ge \tfrac12\,\mathbb E_x[\mu_u^2] \ge \tfrac12\,\mathrm{Var}_x(\mu_u)$,
+# so a dimension just above the variance threshold of 0.01 is only guaranteed 0.005 nats: the
+# two rules (variance of $\mu_u$, or KL) cut the tail at different places, and section 7 counts
+# both. The samples of $L = 20$ and $L = 128$ look alike, as the curves predict. The
+# nearest-test-image distance is a crude proxy: it favours the blurry, average-looking $L = 2$
+# samples, so read it next to the pictures, never alone.
 #
 # ## 5. Saving, loading and the train-or-load cache
 #
@@ -541,31 +745,32 @@ checks.check_iwae(iwae_from_log_weights)
 
 
 # %% [markdown]
-# **Exercise 2 — where does the KL go?** Write `kl_per_dimension(mu, logvar)` for encoder
-# outputs $[N, L]$: the KL of each latent dimension to $\mathcal N(0, 1)$, averaged over the
-# $N$ examples, shape $[L]$. Then use it on the $L = 128$ model: how many dimensions carry
-# more than 0.01 nats? Does that agree with the active-unit count of section 4?
+# **Exercise 2 — the same loss, from `torch.distributions`.** In section 1 you wrote the
+# negative ELBO with its formulas spelled out. Write it again without writing any formula:
+# `negative_elbo_from_distributions(logits, x, mu, logvar)`, for logits and binary images
+# `x` of shape $[N, 784]$ and encoder outputs of shape $[N, L]$, returning one number, the
+# negative ELBO averaged over the batch. Use `D.Bernoulli(logits=...)` for $p(x\mid z)$,
+# `D.Normal(loc, scale)` for $q(z\mid x)$ and the prior, and `D.kl_divergence` (`D` is
+# `torch.distributions`). Mistakes hide in three places: what `Normal` takes as its second
+# argument, which dimensions you sum over, and which one you average over. Written this way,
+# a different likelihood or prior is a one-line change.
 
 # %% tags=["solution"]
-def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    return (0.5 * (mu**2 + logvar.exp() - logvar - 1)).mean(dim=0)
+import torch.distributions as D
 
 
-checks.check_kl_per_dimension(kl_per_dimension)
+def negative_elbo_from_distributions(logits, x, mu, logvar):
+    """The negative ELBO, averaged over the batch, from torch.distributions objects."""
+    likelihood = D.Bernoulli(logits=logits)                          # p(x|z), one per pixel
+    posterior = D.Normal(mu, torch.exp(0.5 * logvar))                # q(z|x): scale is sigma
+    prior = D.Normal(torch.zeros_like(mu), torch.ones_like(mu))      # p(z) = N(0, I)
+    reconstruction = -likelihood.log_prob(x).sum(dim=1)              # [N], summed over pixels
+    kl = D.kl_divergence(posterior, prior).sum(dim=1)                # [N], summed over L
+    return (reconstruction + kl).mean()
 
-# %% tags=["nbval-ignore-output"]
-with torch.no_grad():
-    mu, logvar = models[128].encode(test.images)
-kl_u = kl_per_dimension(mu, logvar)
-print(f"dimensions with KL > 0.01 nats: {(kl_u > 0.01).sum().item()}, "
-      f"active units: {table[128]['active']}")
-assert torch.allclose(kl_u.sum(), kl_divergence(mu, logvar).mean(), rtol=1e-4)
 
-# %% [markdown]
-# The two counts need not agree. Per dimension, $\mathrm{KL}_u \ge \tfrac12\,\mathbb E_x[\mu_u^2]
-# \ge \tfrac12\,\mathrm{Var}_x(\mu_u)$, so a dimension just above the variance threshold of
-# 0.01 is only guaranteed 0.005 nats, not 0.01: the two rules cut the long, flat tail of the
-# sorted KL curve at different places. Report the rule with the count.
+checks.check_elbo_from_distributions(negative_elbo_from_distributions)
+
 
 # %% [markdown]
 # **Exercise 3 (open) — a tighter bound without a better model.** The gap between
@@ -575,8 +780,11 @@ assert torch.allclose(kl_u.sum(), kl_divergence(mu, logvar).mean(), rtol=1e-4)
 #
 # ## Summary
 #
-# * With dynamically binarized MNIST the VAE's loss is a real negative ELBO in nats; training
-#   trades KL (information in $z$) for reconstruction.
+# * A VAE is about fifty lines of PyTorch: an encoder with $\mu$ and $\log\sigma^2$ heads,
+#   `reparameterize`, a decoder that returns logits, the negative ELBO (summed over pixels and
+#   latent dimensions, averaged over the batch) and a five-move training step. On dynamically
+#   binarized MNIST its loss is a real negative ELBO in nats, and training trades KL
+#   (information in $z$) for reconstruction.
 # * A 2-D latent space can be drawn and walked; decode only where the prior has mass, since a
 #   grid over $[-8, 8]^2$ asks the decoder about places it has never seen.
 # * Beyond some size, extra latent dimensions stay inactive: their KL is zero and the decoder

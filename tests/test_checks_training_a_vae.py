@@ -3,9 +3,11 @@ import math
 
 import pytest
 import torch
+import torch.distributions as D
+import torch.nn.functional as F
 
 from companion.checks import ExerciseError
-from companion.checks.training_a_vae import check_iwae, check_kl_per_dimension
+from companion.checks.training_a_vae import check_elbo_from_distributions, check_iwae
 
 
 def test_iwae_check_accepts_logsumexp(capsys):
@@ -26,18 +28,69 @@ def test_iwae_check_rejects(wrong, hint):
         check_iwae(wrong)
 
 
-def test_kl_check_accepts_reference(capsys):
-    check_kl_per_dimension(lambda mu, lv: (0.5 * (mu**2 + lv.exp() - lv - 1)).mean(0))
+def right(logits, x, mu, logvar):
+    """The reference answer of exercise 2, written with torch.distributions."""
+    prior = D.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    kl = D.kl_divergence(D.Normal(mu, torch.exp(0.5 * logvar)), prior).sum(1)
+    return (-D.Bernoulli(logits=logits).log_prob(x).sum(1) + kl).mean()
+
+
+def parts(logits, x, mu, logvar, scale=lambda lv: torch.exp(0.5 * lv)):
+    """Per-image reconstruction and KL, [N] each, with a choice of how logvar becomes a scale."""
+    prior = D.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    kl = D.kl_divergence(D.Normal(mu, scale(logvar)), prior)
+    return -D.Bernoulli(logits=logits).log_prob(x).sum(1), kl
+
+
+@pytest.mark.parametrize("answer", [
+    right,
+    lambda lg, x, mu, lv: (F.binary_cross_entropy_with_logits(lg, x, reduction="none").sum(1)
+                           + 0.5 * (mu**2 + lv.exp() - lv - 1).sum(1)).mean(),
+    lambda lg, x, mu, lv: right(lg.float(), x.float(), mu.float(), lv.float()),   # float32
+])
+def test_elbo_check_accepts_right_answers(answer, capsys):
+    check_elbo_from_distributions(answer)
     assert "Correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("wrong, hint", [
-    (lambda mu, lv: (0.5 * (mu**2 + lv.exp() - lv - 1)).sum(0), "sum over the examples"),
-    (lambda mu, lv: (mu**2 + lv.exp() - lv - 1).mean(0), "twice"),
-    (lambda mu, lv: (0.5 * (mu**2 + lv.exp() - lv - 1)).mean(1), "shape"),
-    (lambda mu, lv: (-0.5 * (mu**2 + lv.exp() - lv - 1)).mean(0), "negative"),
-    (lambda mu, lv: (0.5 * (mu**2 + lv.exp() + lv - 1)).mean(0), "per dimension"),
+    (lambda *a: -right(*a), "ELBO itself"),
+    (lambda *a: (parts(*a)[0] + parts(*a)[1].sum(1)).sum(), "sum over the batch"),
+    (lambda *a: parts(*a)[0].mean() + parts(*a)[1].sum(), "beta = N"),
+    (lambda *a: (parts(*a)[0] / 784 + parts(*a)[1].sum(1)).mean(), "beta = 784"),
+    (lambda lg, x, mu, lv: (parts(lg, x, mu, lv)[0] + parts(lg, x, mu, lv)[1].mean(1)).mean(),
+     "averaged over the latent dimensions"),
+    (lambda lg, x, mu, lv: (lambda r, k: (r + k.sum(1)).mean())(
+        *parts(lg, x, mu, lv, scale=lambda s: s)), "passed logvar as the scale"),
+    (lambda lg, x, mu, lv: (lambda r, k: (r + k.sum(1)).mean())(
+        *parts(lg, x, mu, lv, scale=torch.exp)), "the variance, as the scale"),
+    (lambda *a: parts(*a)[0].mean(), "KL term is missing"),
+    (lambda *a: (parts(*a)[0] - parts(*a)[1].sum(1)).mean(), "wrong sign"),
+    (lambda lg, x, mu, lv: right(torch.sigmoid(lg), x, mu, lv), "logits"),   # probs as logits
+    (lambda lg, x, mu, lv: D.Bernoulli(probs=lg).log_prob(x).sum(), "logits=..."),
+    (lambda lg, x, mu, lv: (lambda r, k: (r + k.sum(1)).mean())(   # a negative scale
+        *parts(lg, x, mu, lv, scale=lambda s: s - 1)), "standard deviation"),
+    (lambda lg, x, mu, lv: right(lg, x.view(-1, 1, 28, 28), mu, lv), "shape \\[N, 784\\]"),
+    (lambda *a: (parts(*a)[0] + parts(*a)[1].sum(1)), "expected shape \\[\\]"),
+    (lambda *a: (right(*a), 0.0, 0.0), "not a tuple"),
+    (lambda *a: torch.tensor(right(*a).item()), "not connected"),
+    (lambda lg, x, mu, lv: right(lg, x, mu, lv) + 1.0, "per image"),
 ])
-def test_kl_check_rejects(wrong, hint):
+def test_elbo_check_rejects(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
-        check_kl_per_dimension(wrong)
+        check_elbo_from_distributions(wrong)
+
+
+def test_elbo_check_names_a_mistake_that_shows_only_for_negative_logvar():
+    def shifted_scale(lg, x, mu, lv):   # right for logvar > 0 only
+        r, k = parts(lg, x, mu, lv, scale=lambda s: torch.exp(0.5 * s.clamp(min=0)))
+        return (r + k.sum(1)).mean()
+    with pytest.raises(ExerciseError, match="negative log-variances"):
+        check_elbo_from_distributions(shifted_scale)
+
+
+def test_elbo_check_reports_an_unwritten_stub(capsys):
+    def negative_elbo_from_distributions(logits, x, mu, logvar):
+        raise NotImplementedError("Exercise: write `negative_elbo_from_distributions`")
+    check_elbo_from_distributions(negative_elbo_from_distributions)
+    assert "Not attempted yet" in capsys.readouterr().out
