@@ -426,6 +426,30 @@ assert (ink + 10).item() == 9
 # %% [markdown]
 # The fix is to convert to floating point *before* any arithmetic, and to divide by 255 so that
 # 0 maps to 0.0 and 255 to exactly 1.0. That is your first exercise.
+#
+# > **Pitfall: dividing by 256.** The R torch book's VAE chapter converts the Kuzushiji-MNIST
+# > bytes to float and divides by 256. Nothing crashes, and no pixel moves by more than
+# > 1/256, but full ink becomes 255/256 = 0.996: no target ever reaches 1, and a full-ink
+# > pixel, whose least BCE was 0, now costs 0.026 nats even for a perfect decoder.
+# > Measure what this does to the least possible BCE of an image (the decoder that predicts
+# > $p = x$ for every pixel; Exercise 3 below comes back to this floor).
+
+# %%
+scaled = raw[:1000].unsqueeze(1).double()                     # 1000 training images, 0..255
+floor = {}
+for divisor in (255, 256):
+    x = scaled / divisor
+    floor[divisor] = bernoulli_nll(torch.logit(x, eps=1e-12), x).mean().item()  # p = x
+    print(f"/{divisor}: brightest pixel {x.max().item():.5f}, least BCE {floor[divisor]:.2f} "
+          f"nats per image")
+print(f"dividing by 256 raises the floor by {floor[256] - floor[255]:.2f} nats per image")
+assert (scaled / 256).max() == 255 / 256 and (scaled / 255).max() == 1
+assert 1.0 < floor[256] - floor[255] < 1.5
+
+# %% [markdown]
+# The floor rises by about a nat per image, a few percent of it. Small, but a reconstruction
+# loss measured on pixels divided by 256 carries that offset and cannot be compared with one
+# measured on pixels divided by 255, the scale that reaches 1: divide by 255.
 
 # %% [markdown]
 # ## Exercises
@@ -554,6 +578,7 @@ assert (bernoulli_nll(torch.logit(x, eps=1e-9) + 0.1, x) > bce_floor(x)).all()
 # - The course draws on four teaching texts, credited here for the ideas it reuses:
 #   Bogdan Penkovsky, "10 Days of Grad", day 9 (rescaling bytes to $[0, 1]$ before a
 #   sigmoid decoder); Sigrid Keydana, *Deep Learning and Scientific Computing with R torch*,
-#   ch. 16 (a VAE on Kuzushiji-MNIST); a 2018 ML journal-club notebook on VAEs (the
-#   mean/std-normalised BCE whose loss goes negative, our pitfall); and the 2022 slides
+#   ch. 16 (a VAE on Kuzushiji-MNIST, its bytes divided by 256: a pitfall); a 2018 ML
+#   journal-club notebook on VAEs (the mean/std-normalised BCE whose loss goes negative, our
+#   pitfall); and the 2022 slides
 #   "Variational Autoencoder" (loading MNIST bytes and dividing by 255).

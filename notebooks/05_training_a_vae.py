@@ -18,8 +18,9 @@
 # 1. Write the MLP VAE 784-400-$L$, its loss and its training loop yourself, check them
 #    against `companion`, then train with the package and read the two parts of the ELBO
 #    epoch by epoch.
-# 2. Explore a 2-D latent space: the test set's codes, a walk over $[-3, 3]^2$, and why a grid
-#    over $[-8, 8]^2$ decodes nonsense at its edges.
+# 2. Explore a 2-D latent space: the test set's codes, a walk over $[-3, 3]^2$, why a grid
+#    over $[-8, 8]^2$ decodes nonsense at its edges, and why a straight walk must start and end
+#    where the codes are.
 # 3. Compare latent sizes 2, 20 and 128 by test ELBO, KL per dimension (active units) and
 #    samples.
 # 4. Save, reload and cache a trained model without losing its architecture.
@@ -53,6 +54,7 @@ from companion.checks import training_a_vae as checks
 from companion.data import binarize, load, source_of, train_val_split
 from companion.evaluation.likelihood import binarized, importance_weighted
 from companion.latent import encode_all, grid, nearest_distance
+from companion.latent_arithmetic import class_means, lerp
 from companion.losses import kl_divergence
 from companion.models import MLPVAE
 from companion.plots import plot_history, scatter_latent, show_images, show_pairs
@@ -438,6 +440,92 @@ assert distance[border].mean() > settings.pick(3, 1) * distance[~border].mean()
 # the prior lives, e.g. $[-3, 3]$, or through the inverse normal CDF of an evenly spaced grid
 # in $(0, 1)$.
 #
+# ### Pitfall: a straight walk that starts outside the prior
+#
+# The journal-club notebook walks a straight line through its 2-D latent space and decodes 11
+# evenly spaced points on it. Its code first selects the codes of the 0s and of the 3s, as if
+# to walk from one class to the other, then overwrites both with fixed points: the walk runs
+# from $(0, 10)$ to $(0, 5)$ in steps of 0.5. Whatever its own model's codes looked like, its
+# KL term pulls them toward the prior $\mathcal N(0, I)$, under which these points lie 10 and 5
+# standard deviations from the origin. Draw the same walk over the test codes of the $L = 2$
+# model, and decode it.
+
+# %%
+def draw_walk(path: torch.Tensor, title: str) -> torch.Tensor:
+    """Draw a path [T, 2] over the L = 2 test codes; decode it; return the images [T, 1, 28, 28]."""
+    with torch.no_grad():
+        images = torch.sigmoid(models[2].decode(path))
+    fig, axes = plt.subplots(2, 1, figsize=(7, 7.5), gridspec_kw={"height_ratios": [4, 1]})
+    scatter_latent(codes[2], test.labels, f"L = 2: test codes and {title}", ax=axes[0])
+    axes[0].plot(*path.cpu().T, "k.--")
+    axes[0].annotate("start", path[0].tolist())
+    show_images(images, nrow=len(path), ax=axes[1], title=f"decoded along {title} (start left)")
+    plt.show()
+    return images
+
+
+# %%
+t = torch.linspace(0, 1, 11, device=device)                   # 11 points, both ends included
+start, end = torch.tensor([0.0, 10.0], device=device), torch.tensor([0.0, 5.0], device=device)
+fixed = lerp(start, end, t)                                   # [11, 2], steps of 0.5 along z_2
+fixed_images = draw_walk(fixed, "the walk (0, 10) -> (0, 5)")
+
+# %% [markdown]
+# The dashed line lies beyond the whole cloud of codes, and the decoder draws nearly the same
+# image at all 11 points: the shape of whatever class lies in that direction from the cloud,
+# not a 3 turning into a 0. (In fast mode the model is barely trained and decodes much the same
+# blur everywhere.) How far out are the two endpoints, under the prior and among the codes?
+
+# %% tags=["nbval-ignore-output"]
+far = nearest_distance(fixed, codes[2])                        # [11]
+print(f"{'point':>11} {'|z|':>4} {'log p(z)':>9} {'prior mass beyond |z|':>22} "
+      f"{'test codes within |z|':>22} {'nearest code':>13}")
+for z, distance_to_code in ((fixed[0], far[0]), (fixed[-1], far[-1])):
+    r = z.norm().item()                                       # Mahalanobis radius under N(0, I)
+    print(f"{str(tuple(z.tolist())):>11} {r:4.0f} {-math.log(2 * math.pi) - r**2 / 2:9.1f} "
+          f"{math.exp(-r**2 / 2):22.1e} {(radius < r).float().mean():22.1%} "
+          f"{distance_to_code:13.2f}")
+print(f"for comparison, log p(z) at the origin: {-math.log(2 * math.pi):.1f}")
+assert math.exp(-5**2 / 2) < 1e-5                       # prior mass beyond |z| = 5 (2-D)
+assert (radius < 10).all() and (radius < 5).float().mean() > settings.pick(0.99, 0.9)
+
+# %% [markdown]
+# Under the prior, the log-density of the end of the walk is 12.5 nats below that of the
+# origin, and of its start 50 nats below; the prior puts about 4 in a million of its mass
+# beyond radius 5. The codes
+# agree: nearly every test code lies within radius 5, so the whole walk runs outside the data,
+# and what the decoder draws there is extrapolation, as at the edges of the wide grid above.
+#
+# The journal-club code's variable names say which walk it meant: from the 3s to the 0s. Walk
+# from the mean code of the 3s to the mean code of the 0s instead, again in 11 points.
+
+# %%
+means = class_means(codes[2], test.labels)                    # [10, 2]: mean code of each class
+inside = lerp(means[3], means[0], t)                          # from the 3s to the 0s, 11 points
+inside_images = draw_walk(inside, "the walk from mean 3 to mean 0")
+
+# %% [markdown]
+# This walk stays inside the cloud, and the decoded images change along it: a 3 at the start,
+# a 0 at the end, and in between the digits of whichever classes the line crosses in the
+# scatter plot. (Again, fast mode trains too briefly for this.) Measured:
+
+# %% tags=["nbval-ignore-output"]
+near = nearest_distance(inside, codes[2])
+change = {name: (images[1:] - images[:-1]).abs().mean().item()
+          for name, images in (("fixed", fixed_images), ("class means", inside_images))}
+print(f"distance to the nearest test code: fixed walk {far.mean():.2f} on average, "
+      f"class-mean walk {near.max():.3f} at most")
+print(f"mean pixel change per step: fixed walk {change['fixed']:.4f}, "
+      f"class-mean walk {change['class means']:.4f}")
+assert far.mean() > 10 * near.max()
+assert change["class means"] > settings.pick(3, 0.5) * change["fixed"]
+
+# %% [markdown]
+# Every point of the class-mean walk has a real test code within a few hundredths of a unit.
+# In full mode its images change several times faster per step than those of the fixed walk,
+# which barely change at all. A straight walk is a fair experiment only between points where the
+# codes are.
+#
 # ## 4. Latent size: 2 vs 20 vs 128
 #
 # The R torch book trains with $L = 2$ and $L = 128$. Train the third model and compare three
@@ -786,7 +874,8 @@ checks.check_elbo_from_distributions(negative_elbo_from_distributions)
 #   binarized MNIST its loss is a real negative ELBO in nats, and training trades KL
 #   (information in $z$) for reconstruction.
 # * A 2-D latent space can be drawn and walked; decode only where the prior has mass, since a
-#   grid over $[-8, 8]^2$ asks the decoder about places it has never seen.
+#   grid over $[-8, 8]^2$, or a walk from $(0, 10)$ to $(0, 5)$, asks the decoder about places
+#   it has never seen. Walk between codes of real images instead, such as two class means.
 # * Beyond some size, extra latent dimensions stay inactive: their KL is zero and the decoder
 #   ignores them. Count active units, don't assume them.
 # * Save a model with its description, not a bare `state_dict`; `train_or_load` caches by a hash
@@ -807,5 +896,6 @@ checks.check_elbo_from_distributions(negative_elbo_from_distributions)
 #   walk over $[-3, 3]^2$ and saving/loading a model.
 # * Sigrid Keydana, *Deep Learning and Scientific Computing with R torch*, ch. 16: latent
 #   sizes 2 vs 128 and the 8 × 8 grid over $[-8, 8]^2$.
-# * A 2018 ML journal-club notebook on VAEs: the 784-400-2 VAE and its embedding scatter.
+# * A 2018 ML journal-club notebook on VAEs: the 784-400-2 VAE, its embedding scatter and its
+#   straight walk through the latent space.
 # * 2022 slides "Variational Autoencoder": saving and reloading a model's `state_dict`.
