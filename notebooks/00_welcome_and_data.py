@@ -285,11 +285,11 @@ ax.set(yscale="log", xlabel="pixel value", ylabel="share of all training pixels"
 ax.legend()
 plt.show()
 
+
 # %% [markdown]
 # Every curve has a tall spike at 0 (the background). MNIST's curve drops by orders of
 # magnitude between its two ends and rises again at 1, while Fashion-MNIST spreads its pixels
 # over the whole range.
-
 
 # %% [markdown]
 # ## Why pixels must lie in $[0, 1]$
@@ -422,7 +422,6 @@ print("uint8:", ink.item(), "+ 10 =", (ink + 10).item())      # 265 wraps around
 print("float:", ink.item() / 255, "+ 10/255 =", ((ink.float() + 10) / 255).clamp(max=1).item())
 assert (ink + 10).item() == 9
 
-
 # %% [markdown]
 # The fix is to convert to floating point *before* any arithmetic, and to divide by 255 so that
 # 0 maps to 0.0 and 255 to exactly 1.0. That is your first exercise.
@@ -445,6 +444,7 @@ for divisor in (255, 256):
 print(f"dividing by 256 raises the floor by {floor[256] - floor[255]:.2f} nats per image")
 assert (scaled / 256).max() == 255 / 256 and (scaled / 255).max() == 1
 assert 1.0 < floor[256] - floor[255] < 1.5
+
 
 # %% [markdown]
 # The floor rises by about a nat per image, a few percent of it. Small, but a reconstruction

@@ -27,7 +27,7 @@
 # **Prerequisites.** Notebook 00 (the data, and why a Bernoulli loss needs pixels in
 # $[0, 1]$); Python and PyTorch basics: tensors, `nn.Module`, one optimizer step.
 #
-# **Time to run:** about 10 s in fast mode (`COURSE_FAST=1`). In full mode about 1.5 minutes
+# **Time to run:** about 10 s in fast mode (`COURSE_FAST=1`). In full mode about a minute
 # on a quiet 2-core CPU the first time, when three networks train, and about 10 s afterwards,
 # when they load from the cache in `data/checkpoints/`.
 

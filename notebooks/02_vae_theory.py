@@ -30,8 +30,8 @@
 # need only one fact about the KL divergence here: $\mathrm{KL}(q\,\|\,p) \ge 0$, with equality
 # exactly when $q = p$ (notebook 04 proves it and much more).
 #
-# **Time to run:** about 10 s in fast mode. In full mode about a minute on a quiet 2-core CPU
-# the first time, when a small VAE trains, and about 10 s afterwards, when it loads from the
+# **Time to run:** about 10 s in fast mode. In full mode under half a minute on a quiet 2-core
+# CPU the first time, when a small VAE trains, and about 10 s afterwards, when it loads from the
 # cache.
 
 # %% [markdown]

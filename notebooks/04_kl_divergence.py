@@ -27,7 +27,7 @@
 # **Prerequisites:** 02 (the ELBO, where the KL term comes from) and 03 (the encoder's
 # outputs $\mu$ and $\log\sigma^2$, and the reparameterization trick).
 #
-# **Time to run:** about 10 s in fast mode and in full mode on a quiet 2-core CPU. The two
+# **Time to run:** about 10 s in fast mode and 15 s in full mode on a quiet 2-core CPU. The two
 # small VAEs of section 8 train inside the notebook every time: they are part of the lesson.
 
 # %% [markdown]

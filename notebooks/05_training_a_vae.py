@@ -30,9 +30,9 @@
 # **Prerequisites:** 01 (autoencoders, `fit`), 02 (the ELBO), 03 (the reparameterization
 # trick), 04 (the KL term).
 #
-# **Time to run:** about 10 s in fast mode. In full mode about 8 minutes on a quiet 2-core CPU
+# **Time to run:** about 10 s in fast mode. In full mode about 10 minutes on a quiet 2-core CPU
 # the first time, when five VAEs train (most of it the 50-epoch model of section 6), and about
-# 85 s afterwards, when they load from the cache (most of it the likelihood estimates of
+# 70 s afterwards, when they load from the cache (most of it the likelihood estimates of
 # section 6, and about 15 s your own training loop of section 1, which is not cached).
 
 # %% [markdown]
@@ -88,6 +88,7 @@ test = binarized(test_gray, seed=0)
 print(f"pixel values in the binarized test set: {sorted(test.images.unique().tolist())}")
 print(f"mean intensity: grey {test_gray.images.mean():.4f}, binarized {test.images.mean():.4f}")
 assert abs(test.images.mean() - test_gray.images.mean()) < 0.01
+
 
 # %% [markdown]
 # The average intensity survives the coin flips, as it should: binarization keeps each
@@ -433,6 +434,7 @@ outside = torch.distributions.Chi2(torch.tensor(2.0)).cdf(torch.tensor(9.0))
 print(f"prior mass outside radius 3: {1 - outside:.4f};  log-density ratio (8,8) vs origin: "
       f"{-0.5 * 128:.0f}")
 assert distance[border].mean() > settings.pick(3, 1) * distance[~border].mean()
+
 
 # %% [markdown]
 # Border points are several units from any encoded image, far beyond where the prior puts
@@ -831,7 +833,6 @@ def iwae_from_log_weights(log_w: torch.Tensor) -> torch.Tensor:
 
 checks.check_iwae(iwae_from_log_weights)
 
-
 # %% [markdown]
 # **Exercise 2 — the same loss, from `torch.distributions`.** In section 1 you wrote the
 # negative ELBO with its formulas spelled out. Write it again without writing any formula:
@@ -858,7 +859,6 @@ def negative_elbo_from_distributions(logits, x, mu, logvar):
 
 
 checks.check_elbo_from_distributions(negative_elbo_from_distributions)
-
 
 # %% [markdown]
 # **Exercise 3 (open) — a tighter bound without a better model.** The gap between

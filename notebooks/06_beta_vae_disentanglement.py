@@ -156,6 +156,7 @@ ax.set(title="Rate–distortion trade-off on MNIST test images (L = 2)",
        ylabel="distortion: loss on grey pixels per image")
 plt.show()
 
+
 # %% [markdown]
 # Each point is one trained model; moving left along the curve (larger β) you spend less
 # rate on the code and pay in reconstruction. The leftmost point sits at a rate of almost

@@ -268,6 +268,7 @@ opposite = slerp(3 * e, -5 * e, ts)                          # [3, 16]
 print("companion slerp(3e, -5e) at t = 0, 3/8, 1: norms", opposite.norm(dim=1).tolist())
 assert torch.allclose(opposite, lerp(3 * e, -5 * e, ts)) and opposite[1].norm() < 1e-6
 
+
 # %% [markdown]
 # `companion.latent_arithmetic.slerp` checks $\sin\Omega$ first and, when it is below
 # $10^{-4}$, walks the straight line instead. That covers both cases, with different results.

@@ -53,3 +53,28 @@ def test_decoders_end_in_a_bare_layer_that_returns_logits():
     up = BADConvVAE(2, upsample=True)
     assert nn.Upsample in kinds(up)
     assert all(m.stride == (1, 1) for m in up.modules() if isinstance(m, nn.ConvTranspose2d))
+
+
+def test_sampling_a_batchnorm_vae_keeps_its_mode_and_running_statistics():
+    torch.manual_seed(0)
+    model = BatchNormConvVAE(4, width=8).train()
+    stats = lambda: torch.cat([m.running_mean for m in model.modules()
+                               if isinstance(m, nn.BatchNorm2d)]).clone()
+    before = stats()
+    model.sample(16)
+    assert model.training and torch.equal(stats(), before)
+    with torch.no_grad():                                  # the slip: decoding in training mode
+        model.decode(torch.randn(16, 4))
+    assert not torch.equal(stats(), before)
+
+
+def test_in_training_mode_batchnorm_makes_a_sample_depend_on_its_batch():
+    torch.manual_seed(0)
+    model = BatchNormConvVAE(4, width=8)
+    z = torch.randn(8, 4)
+    other = torch.cat([z[:1], torch.randn(7, 4)])           # same first point, other companions
+    with torch.no_grad():
+        model.eval()
+        assert torch.allclose(model.decode(z)[0], model.decode(other)[0], atol=1e-6)
+        model.train()
+        assert not torch.allclose(model.decode(z)[0], model.decode(other)[0], atol=1e-3)

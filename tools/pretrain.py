@@ -29,10 +29,10 @@ COLUMNS = {"fast": "fast", "full": "full (cold)", "warm": "full (warm cache)"}
 
 
 def checkpoint_files() -> set[str]:
-    """The cached models (not the sample strips that notebook 07 caches beside them)."""
+    """The cached models (a sample strip is stored inside its model's file)."""
     from companion import settings
     folder = settings.data_dir() / "checkpoints"
-    return {p.name for p in folder.glob("*.pt") if "-strip" not in p.name}
+    return {p.name for p in folder.glob("*.pt")}
 
 
 def execute(ipynb: Path, mode: str) -> dict:
