@@ -10,6 +10,8 @@ Callbacks: `fit(..., on_batch=f, every=k)` calls f(model, step) before the first
 (step 0) and after every k batches. `SampleStrip` is such a callback: it decodes the same
 latent points each time, so you can watch a VAE learn (an idea from the R torch book's VAE
 chapter, which samples every 50 batches).
+
+(A little over 250 lines: the loop, its guards and its one callback belong together.)
 """
 from __future__ import annotations
 
