@@ -49,13 +49,14 @@ def _playwright_chromium() -> Path | None:
     return path if path.is_file() else None
 
 
-def fashion_mnist_staged() -> bool:
-    """True when Fashion-MNIST is already in the data folder, verified."""
+def fashion_mnist_present() -> bool:
+    """True when Debian's files are there, or Fashion-MNIST is already staged and verified."""
     try:
         from companion.data import verify
+        from companion.data.sources import DEBIAN_FASHION
     except ImportError:       # the course is not installed yet: nothing to go by
         return False
-    return not verify("fashion-mnist")
+    return DEBIAN_FASHION.is_dir() or not verify("fashion-mnist")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class Package:
 PACKAGES = {
     "dataset-fashion-mnist": Package(
         "Fashion-MNIST without a web download",
-        lambda: Path("/usr/share/datasets/fashion-mnist").is_dir() or fashion_mnist_staged(),
+        fashion_mnist_present,
         "it is downloaded from the web instead (`python -m companion.data fetch fashion-mnist`)"),
     "chromium": Package(
         "the real-browser test (tests/test_browser.py)",
@@ -77,9 +78,13 @@ PACKAGES = {
 }
 
 
+def is_root() -> bool:
+    return getattr(os, "geteuid", lambda: 1)() == 0   # no geteuid on Windows
+
+
 def can_apt() -> bool:
     """True where apt-get exists and this process may use it (root)."""
-    return shutil.which("apt-get") is not None and getattr(os, "geteuid", lambda: 1)() == 0
+    return shutil.which("apt-get") is not None and is_root()
 
 
 def apt_install(package: str) -> bool:
@@ -101,7 +106,7 @@ def fix(name: str) -> str:
     """The command that would provide the package where this process cannot install it."""
     if not shutil.which("apt-get"):
         return PACKAGES[name].elsewhere
-    sudo = "" if getattr(os, "geteuid", lambda: 1)() == 0 else "sudo "
+    sudo = "" if is_root() else "sudo "
     return f"run `{sudo}apt-get install -y {name}`"
 
 
