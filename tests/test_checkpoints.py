@@ -1,5 +1,6 @@
 """Checkpoints: round trip, refusal of a mismatched one, the train-or-load cache and what
 it must never keep (interrupted runs are tested with fit, in test_training.py)."""
+import inspect
 import json
 import threading
 
@@ -67,6 +68,17 @@ def test_cache_key_changes_with_what_changes_the_result(monkeypatch):
     monkeypatch.delenv("COURSE_FAST")
     monkeypatch.setattr(checkpoints, "FORMAT", checkpoints.FORMAT + 1)   # a code change
     assert key != cache_key(model, data, None, {"epochs": 2})
+
+
+def test_a_new_fit_option_with_a_default_keeps_the_cache_key(monkeypatch):
+    model, data = MLPVAE(2), tiny_data()
+    key = cache_key(model, data, None, {"epochs": 2})
+    params = list(checkpoints.FIT_SIGNATURE.parameters.values())
+    added = inspect.Parameter("new_option", inspect.Parameter.KEYWORD_ONLY, default=0.5)
+    monkeypatch.setattr(checkpoints, "FIT_SIGNATURE",
+                        checkpoints.FIT_SIGNATURE.replace(parameters=params + [added]))
+    assert key == cache_key(model, data, None, {"epochs": 2})
+    assert key != cache_key(model, data, None, {"epochs": 2, "new_option": 0.7})
 
 
 def test_train_or_load_trains_once(scratch, monkeypatch):
