@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from companion import settings
 from companion.models import VAE, eval_mode
 from companion.training import make_optimizer, train_step
 
@@ -85,8 +86,10 @@ def images_per_second(model: VAE, x: torch.Tensor, steps: int = 10, warmup: int 
         model.train()
         for i in range(warmup + steps):
             if i == warmup:
+                settings.synchronize(x.device)   # the clock starts when the warm-up is done
                 start = time.perf_counter()
             train_step(model, optimizer, x, precision=precision)
+        settings.synchronize(x.device)
         seconds = time.perf_counter() - start
     model.load_state_dict(state)
     return steps * len(x) / seconds

@@ -62,6 +62,16 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait until the device has finished the work queued on it (a GPU runs ahead of Python).
+
+    Call it before reading a clock: without it a GPU timing measures only the queueing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch so CPU runs repeat bit for bit; returns a torch generator."""
     random.seed(seed)

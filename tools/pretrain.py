@@ -8,7 +8,8 @@ caching in <data>/checkpoints/ every model that is not cached yet (cold on a fre
 `make clean-cache` first to measure that); `warm` runs it in full mode again, from the cache.
 Notebooks are executed in memory from notebooks/NN_topic.ipynb; the committed files are never
 written. Results are merged into bench/results/timings.json (so partial runs add up) and the
-table is printed and written to bench/results/timings.md.
+table is printed and written to bench/results/timings.md. Fast mode also records the seconds
+of each section, from which `tools/schedule.py` derives the workshop schedules.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))   # for tools/schedule.py when imported from elsewhere
 NOTEBOOKS = ROOT / "notebooks"
 RESULTS = ROOT / "bench" / "results"
 MODES = ("fast", "full", "warm")
@@ -61,8 +63,12 @@ def execute(ipynb: Path, mode: str) -> dict:
             os.environ["COURSE_FAST"] = saved
     seconds = time.perf_counter() - start
     trained = len(checkpoint_files() - before)
-    return {"seconds": round(seconds, 1), "trained": trained, "error": error,
-            "date": dt.date.today().isoformat()}
+    result = {"seconds": round(seconds, 1), "trained": trained, "error": error,
+              "date": dt.date.today().isoformat()}
+    if mode == "fast" and error is None:   # what tools/schedule.py builds the workshop plan from
+        from schedule import section_seconds   # noqa: PLC0415 - a sibling script
+        result["sections"] = section_seconds(nb)
+    return result
 
 
 def cell(result: dict | None, mode: str) -> str:
