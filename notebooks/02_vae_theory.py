@@ -410,8 +410,8 @@ assert ((joint_form - recon_form).abs() < 5 * stderr).all()
 #   $p(z\mid x) = \mathcal N(m^\ast, S^\ast)$ with
 #   $S^\ast = \big(I + W^\top W/\sigma^2\big)^{-1}$ and $m^\ast = S^\ast W^\top (x - b)/\sigma^2$;
 # - the ELBO of any Gaussian $q = \mathcal N(m, S)$:
-#   $\mathbb E_q[\log p(x\mid z)] = -\frac{1}{2\sigma^2}\big(\lVert x - Wm - b\rVert^2
-#   + \operatorname{tr}(W S W^\top)\big) - \frac D2 \log(2\pi\sigma^2)$, minus the Gaussian
+#   $\mathbb E_q[\log p(x\mid z)] = -\frac{1}{2\sigma^2}\big(\lVert x - Wm - b\rVert^2 +
+#   \operatorname{tr}(W S W^\top)\big) - \frac D2 \log(2\pi\sigma^2)$, minus the Gaussian
 #   $\mathrm{KL}(q\,\|\,\mathcal N(0, I))$.
 #
 # `companion.models.linear_gaussian` implements these formulas (its tests check them against

@@ -1,9 +1,13 @@
-"""The latent explorer in a real browser: JupyterLab on localhost, driven by headless Chromium.
+"""The course in a real browser, headless Chromium driven by Playwright.
 
-The test copies notebook 08 into a temporary folder, starts JupyterLab there in fast mode,
-opens the copy in headless Chromium (driven by Playwright), runs all cells from the Run menu,
-drags the first latent slider of the explorer and checks that the PNG the explorer shows
-changed. A screenshot is saved to ``build/browser/explorer.png``.
+The latent explorer: the test copies notebook 08 into a temporary folder, starts JupyterLab
+there in fast mode, opens the copy, runs all cells from the Run menu, drags the first latent
+slider of the explorer and checks that the PNG the explorer shows changed. A screenshot is
+saved to ``build/browser/explorer.png``.
+
+The web pages of ``make html``: the test renders notebook 02 into a temporary folder, opens the
+page with the network cut and checks that MathJax typeset every formula and every figure shows,
+with no request leaving the machine.
 
 Needs the ``playwright`` Python package (in the ``test`` extra) and a Chromium: the one
 COURSE_CHROMIUM names, else one on this machine (``make test`` installs Debian's where it can;
@@ -26,12 +30,14 @@ from conftest import load_script, require
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "08_latent_arithmetic.ipynb"
 SCREENSHOT = ROOT / "build" / "browser" / "explorer.png"
+MATH_NOTEBOOK = ROOT / "notebooks" / "02_vae_theory.ipynb"   # the one with the most formulas
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 PNG_HEX = "89504e470d0a1a0a"   # the eight signature bytes every PNG starts with
 pytestmark = pytest.mark.browser
 system = load_script("tools", "system")
+render_html = load_script("tools", "render_html")
 RUN_TIMEOUT_S = 150   # fast mode runs notebook 08 in well under a minute on 2 cores
 
 # User settings for the fresh JupyterLab: no "get Jupyter news?" toast over the page, and no
@@ -58,6 +64,20 @@ IMAGE_BYTES_JS = """async (img) => {
     const buffer = await (await fetch(img.src)).arrayBuffer();
     return Array.from(new Uint8Array(buffer), b => b.toString(16).padStart(2, '0')).join('');
 }"""
+
+# Sets window.mathTypeset once MathJax has typeset the page: its queue holds the startup and
+# the page's first typeset, so what is queued now runs after them.
+MATH_DONE_JS = "() => { MathJax.Hub.Queue(() => { window.mathTypeset = true; }); }"
+
+# What the reader sees: the text of the Markdown cells, the count of typeset formulas and of
+# formulas MathJax could not read, and the figures that did not load.
+PAGE_STATE_JS = """() => ({
+    text: Array.from(document.querySelectorAll('.jp-MarkdownCell'), c => c.innerText).join('\\n'),
+    typeset: document.querySelectorAll('.MathJax, .MathJax_Display').length,
+    errors: document.querySelectorAll('.MathJax_Error, .noError, merror').length,
+    images: document.images.length,
+    broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length,
+})"""
 
 
 def free_port() -> int:
@@ -214,3 +234,34 @@ def test_explorer_slider_changes_the_decoded_image(browser, lab):   # no lab wit
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         if not page.is_closed():
             page.screenshot(path=str(SCREENSHOT))
+
+
+def test_web_page_typesets_its_formulas_offline(browser, tmp_path):
+    render_html.render([MATH_NOTEBOOK], tmp_path / "site")
+    page_path = tmp_path / "site" / f"{MATH_NOTEBOOK.stem}.html"
+    left_the_machine = []
+
+    def offline(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            left_the_machine.append(route.request.url)
+            route.abort()
+
+    browser.route("**/*", offline)
+    page = browser.new_page()
+    page.goto(page_path.as_uri())
+    assert page.evaluate("() => !!(window.MathJax && MathJax.Hub)"), \
+        "MathJax did not load from the mathjax/ folder beside the page"
+    page.evaluate(MATH_DONE_JS)
+    page.wait_for_function("() => window.mathTypeset === true", timeout=60_000)
+    state = page.evaluate(PAGE_STATE_JS)
+
+    assert left_the_machine == [], f"the page asked the web for {left_the_machine}"
+    assert state["typeset"] > 50, f"only {state['typeset']} formulas were typeset"
+    assert state["errors"] == 0, f"MathJax could not read {state['errors']} formulas"
+    source = [line for line in state["text"].splitlines()
+              if "$" in line or "\\begin{" in line or "\\(" in line]
+    assert source == [], "formulas left as LaTeX source:\n" + "\n".join(source)
+    assert state["images"] > 0 and state["broken"] == 0, \
+        f"{state['broken']} of {state['images']} figures did not load"
