@@ -665,6 +665,7 @@ def bce_from_logits(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 # %%
+from companion.checks import skip_if_unwritten  # noqa: E402
 from companion.checks.autoencoders import check_bce_from_logits  # noqa: E402
 
 check_bce_from_logits(bce_from_logits)
@@ -677,23 +678,25 @@ check_bce_from_logits(bce_from_logits)
 # %% tags=["nbval-ignore-output"]
 with torch.no_grad():
     logits = ae_bce(test.images)                                        # [N_TEST, 1, 28, 28]
-exact = bce_from_logits(logits, test.images)                            # [N_TEST]
-assert torch.allclose(exact, bernoulli_nll(logits, test.images), rtol=1e-4, atol=1e-2)
-p, ink = torch.sigmoid(logits), test.images
-shortcuts = {"sigmoid, then log": -(ink * p.log() + (1 - ink) * (1 - p).log()),
-             "sigmoid, then log(. + 1e-10)": -(ink * (p + 1e-10).log()
-                                               + (1 - ink) * (1 - p + 1e-10).log())}
-print(f"the decoder's logits range from {logits.min():.1f} to {logits.max():.1f}")
-broken, error = {}, {}
-for name, per_pixel in shortcuts.items():
-    loss = per_pixel.flatten(1).sum(1)                                  # [N_TEST]
-    broken[name] = (~loss.isfinite()).sum().item()
-    error[name] = (loss - exact)[loss.isfinite()].abs().max().item()
-    print(f"{name:29s} {broken[name]:4d} images get an infinite or NaN loss, "
-          f"the others are off by up to {error[name]:.2g} nats")
-if TRAINED:   # a decoder trained this long is sure enough of some pixels to break both
-    assert broken["sigmoid, then log"] > 0
-    assert broken["sigmoid, then log(. + 1e-10)"] == 0 and error["sigmoid, then log(. + 1e-10)"] > 1
+with skip_if_unwritten():                           # runs once bce_from_logits is written
+    exact = bce_from_logits(logits, test.images)                        # [N_TEST]
+    assert torch.allclose(exact, bernoulli_nll(logits, test.images), rtol=1e-4, atol=1e-2)
+    p, ink = torch.sigmoid(logits), test.images
+    shortcuts = {"sigmoid, then log": -(ink * p.log() + (1 - ink) * (1 - p).log()),
+                 "sigmoid, then log(. + 1e-10)": -(ink * (p + 1e-10).log()
+                                                   + (1 - ink) * (1 - p + 1e-10).log())}
+    print(f"the decoder's logits range from {logits.min():.1f} to {logits.max():.1f}")
+    broken, error = {}, {}
+    for name, per_pixel in shortcuts.items():
+        loss = per_pixel.flatten(1).sum(1)                              # [N_TEST]
+        broken[name] = (~loss.isfinite()).sum().item()
+        error[name] = (loss - exact)[loss.isfinite()].abs().max().item()
+        print(f"{name:29s} {broken[name]:4d} images get an infinite or NaN loss, "
+              f"the others are off by up to {error[name]:.2g} nats")
+    if TRAINED:   # a decoder trained this long is sure enough of some pixels to break both
+        assert broken["sigmoid, then log"] > 0
+        assert (broken["sigmoid, then log(. + 1e-10)"] == 0
+                and error["sigmoid, then log(. + 1e-10)"] > 1)
 
 
 # %% [markdown]

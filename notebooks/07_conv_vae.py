@@ -350,26 +350,6 @@ for upsample in (False, True):
 # On this machine upsample + conv trains more slowly; in exchange it is free of the uneven
 # overlap. The course's own network (next section) avoids the problem more cheaply: 4×4
 # kernels with stride 2.
-#
-# ### Exercise 1: shape arithmetic
-#
-# Write `conv_size(size, kernel, stride, padding)` and
-# `tconv_size(size, kernel, stride, padding, output_padding)`: the output height of a square
-# `Conv2d` and `ConvTranspose2d` (dilation 1). The check compares them with PyTorch on layers
-# of all three sources.
-
-# %% tags=["solution"]
-def conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def tconv_size(size: int, kernel: int, stride: int, padding: int, output_padding: int) -> int:
-    return (size - 1) * stride - 2 * padding + kernel + output_padding
-
-
-# %%
-checks.check_output_sizes(conv_size, tconv_size)
-
 
 # %% [markdown]
 # ## 6. A network that trains fast on a CPU
@@ -656,24 +636,6 @@ assert size["MLP VAE 784-400-20"] > size["ConvVAE, latent 20"]
 # were trained with different ones (1e-3 and 3e-3), and section 6 showed that the learning
 # rate alone moves `ConvVAE` by about 17 nats. Latent 2 is far behind both: two numbers
 # cannot describe a digit well.
-#
-# ### Exercise 2: a decoder without transposed convolutions
-#
-# Write `make_upsample_decoder(latent_dim)`: a decoder from $z$ `[N, L]` to logits
-# `[N, 1, 28, 28]` that grows 7×7 maps to 28×28 with `nn.Upsample(scale_factor=2)` followed by
-# ordinary `nn.Conv2d` layers (no `ConvTranspose2d`), ending in logits (no activation after
-# the last conv).
-
-# %% tags=["solution"]
-def make_upsample_decoder(latent_dim: int) -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(latent_dim, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-        nn.Upsample(scale_factor=2), nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(),   # 7 -> 14
-        nn.Upsample(scale_factor=2), nn.Conv2d(32, 1, 3, padding=1))               # 14 -> 28
-
-
-# %%
-checks.check_upsample_decoder(make_upsample_decoder)
 
 # %% [markdown]
 # ## 10. The Hasktorch tutorial's experiments, run
@@ -1081,6 +1043,49 @@ assert abs(ours["final_test_loss"] - loader["final_test_loss"]) < 1
 # model's own work is included, the whole training still runs about twice as fast, and the
 # model ends as good. A `DataLoader` earns its place when the data do not fit in memory or
 # need per-image work (decoding files, random augmentation), ideally in worker processes.
+
+# %% [markdown]
+# ## Exercises
+#
+# ### Exercise 1: shape arithmetic
+#
+# Write `conv_size(size, kernel, stride, padding)` and
+# `tconv_size(size, kernel, stride, padding, output_padding)`: the output height of a square
+# `Conv2d` and `ConvTranspose2d` (dilation 1), the sizes that section 2 printed layer by layer
+# (section 5 gave the second formula). The check compares them with PyTorch on layers of all
+# three sources.
+
+# %% tags=["solution"]
+def conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def tconv_size(size: int, kernel: int, stride: int, padding: int, output_padding: int) -> int:
+    return (size - 1) * stride - 2 * padding + kernel + output_padding
+
+
+# %%
+checks.check_output_sizes(conv_size, tconv_size)
+
+
+# %% [markdown]
+# ### Exercise 2: a decoder without transposed convolutions
+#
+# Write `make_upsample_decoder(latent_dim)`: a decoder from $z$ `[N, L]` to logits
+# `[N, 1, 28, 28]` that grows 7×7 maps to 28×28 the second way of section 5, with
+# `nn.Upsample(scale_factor=2)` followed by ordinary `nn.Conv2d` layers (no
+# `ConvTranspose2d`), ending in logits (no activation after the last conv).
+
+# %% tags=["solution"]
+def make_upsample_decoder(latent_dim: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(latent_dim, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+        nn.Upsample(scale_factor=2), nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(),   # 7 -> 14
+        nn.Upsample(scale_factor=2), nn.Conv2d(32, 1, 3, padding=1))               # 14 -> 28
+
+
+# %%
+checks.check_upsample_decoder(make_upsample_decoder)
 
 # %% [markdown]
 # ## Summary

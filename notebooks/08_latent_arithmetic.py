@@ -576,6 +576,7 @@ def log_prior(z: torch.Tensor) -> torch.Tensor:
 
 
 # %%
+from companion.checks import skip_if_unwritten  # noqa: E402
 from companion.checks.latent_arithmetic import check_log_prior  # noqa: E402
 
 check_log_prior(log_prior)
@@ -584,11 +585,12 @@ check_log_prior(log_prior)
 # Now use it on the 2000 pairs of prior samples from section 2:
 
 # %%
-along = {name: torch.stack([log_prior(path(a, b, half))[0] for a, b in pairs]).mean().item()
-         for name, path in (("linear", lerp), ("spherical", slerp))}
-print(f"mean log prior at the endpoints: {log_prior(pairs).mean():.1f}")
-print({name: round(v, 1) for name, v in along.items()})
-assert along["linear"] > log_prior(pairs).mean() and along["linear"] > along["spherical"]
+with skip_if_unwritten():                      # runs once log_prior is written
+    along = {name: torch.stack([log_prior(path(a, b, half))[0] for a, b in pairs]).mean().item()
+             for name, path in (("linear", lerp), ("spherical", slerp))}
+    print(f"mean log prior at the endpoints: {log_prior(pairs).mean():.1f}")
+    print({name: round(v, 1) for name, v in along.items()})
+    assert along["linear"] > log_prior(pairs).mean() and along["linear"] > along["spherical"]
 
 
 # %% [markdown]
@@ -624,11 +626,13 @@ check_inpaint_by_iteration(inpaint_by_iteration, vae16, x[:16], mask)
 # How does it compare with optimising $z$ on the same images?
 
 # %% tags=["nbval-ignore-output"]
-iterated = inpaint_by_iteration(vae16, x, mask, steps=20)
-print(f"hidden-pixel squared error: iterated {hidden_error(iterated).mean():.1f}, "
-      f"optimised z {hidden_error(optimised).mean():.1f}, one shot {hidden_error(one_shot).mean():.1f}")
-print(f"judged correctly: iterated {(judge(iterated) == y).float().mean():.0%}")
-assert hidden_error(iterated).shape == (N_FILL,)
+with skip_if_unwritten():                      # runs once inpaint_by_iteration is written
+    iterated = inpaint_by_iteration(vae16, x, mask, steps=20)
+    print(f"hidden-pixel squared error: iterated {hidden_error(iterated).mean():.1f}, "
+          f"optimised z {hidden_error(optimised).mean():.1f}, "
+          f"one shot {hidden_error(one_shot).mean():.1f}")
+    print(f"judged correctly: iterated {(judge(iterated) == y).float().mean():.0%}")
+    assert hidden_error(iterated).shape == (N_FILL,)
 
 # %% [markdown]
 # Twenty rounds of reconstruct-and-restore cost twenty forward passes and no gradients. Compare

@@ -5,15 +5,18 @@ A check prints a short confirmation when the answer is right and raises `Exercis
 where the learner can see it. Every public check is decorated with `self_check`: an exercise
 not attempted yet (its function still raises the NotImplementedError of the learner copy)
 gets one line saying so instead of a traceback, so "Run All" on a learner copy goes on.
+A cell after an exercise that uses its function runs its code under `skip_if_unwritten`,
+which skips the rest of the cell, with one line, while that function is not written.
 """
 from __future__ import annotations
 
+import contextlib
 import dis
 import functools
 import sysconfig
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import torch
 
@@ -91,3 +94,22 @@ def self_check(check: Check) -> Check:
                   "answer in the cell above, run it, then run this check again.")
             return None
     return run  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def skip_if_unwritten() -> Iterator[None]:
+    """Run the block; stop it with one line if it calls an exercise function not written yet.
+
+    For the cells after an exercise that use its function: in a learner copy they wait for
+    the learner's answer instead of stopping "Run All". Any other error, a wrong answer's
+    included, is raised as usual.
+    """
+    try:
+        yield
+    except NotImplementedError as err:
+        what = unwritten(err)
+        if what is None:
+            raise
+        print(f"Not attempted yet: {what} still raises NotImplementedError, so the rest "
+              "of this cell is skipped. Write your answer in the exercise's cell, run it, then "
+              "run this cell again.")
