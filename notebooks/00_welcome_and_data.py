@@ -56,7 +56,7 @@ companion.setup(seed=0, datasets=["mnist"])
 assert source_of("mnist") != "not staged"
 
 # %% [markdown]
-# ## What this course builds
+# ## What this course builds · deeper
 #
 # A **variational autoencoder** (VAE) is a generative model: it learns to squeeze an image into
 # a few numbers (a *latent code* $z$) and to turn any such code back into an image — including
@@ -80,7 +80,7 @@ assert source_of("mnist") != "not staged"
 # short enough to read in one sitting; open it whenever you want to see what a call does.
 
 # %% [markdown]
-# ## How to run the course
+# ## How to run the course · deeper
 #
 # From the repository root, in a terminal:
 #
@@ -108,7 +108,7 @@ print(f"{'fast' if settings.fast_mode() else 'full'} mode: {per_class} examples 
 assert per_class == (5 if settings.fast_mode() else 10)
 
 # %% [markdown]
-# ## Check your environment
+# ## Check your environment · core
 #
 # The course runs on a CPU; a GPU (CUDA) or an Apple-silicon GPU (MPS) makes the training
 # notebooks faster, and nothing else changes. The cell below prints what you have and runs
@@ -140,7 +140,7 @@ status = data_command(["verify", "mnist"])
 assert status == 0, "MNIST is missing or damaged: do what the lines above say"
 
 # %% [markdown]
-# ## Three datasets
+# ## Three datasets · deeper
 #
 # All three share one format: $28 \times 28$ grey-level images, 60 000 for training and 10 000
 # for testing, 10 classes.
@@ -221,7 +221,7 @@ plt.show()
 # empty background, while Fashion-MNIST has textures and shades of grey all over each garment.
 
 # %% [markdown]
-# ## Pixel statistics
+# ## Pixel statistics · deeper
 #
 # Numbers make that impression precise. For each dataset: the mean and standard deviation of
 # all pixels, the share of pixels that are exactly 0 (background) or exactly 1 (full ink),
@@ -293,7 +293,7 @@ plt.show()
 # over the whole range.
 
 # %% [markdown]
-# ## Why pixels must lie in $[0, 1]$
+# ## Why pixels must lie in $[0, 1]$ · core
 #
 # The VAEs of this course model each pixel $x_i$ as a coin flip: the decoder outputs a
 # probability $p_i$ that the pixel is ink (1), and the likelihood of a whole image is
@@ -397,7 +397,7 @@ assert all(r > 0 for r, _ in losses) and losses[3][0] > losses[2][0] > losses[1]
 # `companion.data.load` gives you. Notebook 01 takes this pitfall up in full.
 
 # %% [markdown]
-# ## From bytes to $[0, 1]$
+# ## From bytes to $[0, 1]$ · deeper
 #
 # On disk, every pixel is one byte: an integer from 0 to 255 (`torch.uint8`). torchvision can
 # read the very files the course staged; its `.data` attribute holds the raw bytes:

@@ -71,7 +71,7 @@ print(f"{len(train)} training and {len(test)} test images, {EPOCHS} epochs")
 assert len(train) == N_TRAIN and len(test) == N_TEST
 
 # %% [markdown]
-# ## 1. Why compress?
+# ## 1. Why compress? · deeper
 #
 # An MNIST image is 784 numbers, one per pixel. If you pick 784 numbers at random you get
 # noise, never a digit: handwritten digits fill a tiny corner of the space of all images.
@@ -133,7 +133,7 @@ baselines = {"mean image (0 numbers)": squared_error_on_test(pixel_mean.view(1, 
 
 
 # %% [markdown]
-# ## 2. The autoencoder
+# ## 2. The autoencoder · core
 #
 # An autoencoder replaces PCA's two linear maps with two small neural networks: an
 # **encoder** $f_\phi$ that squeezes an image into a code $z$ of $L$ numbers (the
@@ -246,7 +246,7 @@ if TRAINED:   # the comparisons the text makes
 # where PCA has to use two straight directions. (In fast mode the networks train for a few
 # seconds only and may not get past PCA.)
 #
-# ## 3. What the reconstructions look like
+# ## 3. What the reconstructions look like · core
 #
 # Numbers hide *how* a reconstruction fails. Take the first test image of each class and
 # show it above its PCA and autoencoder reconstructions.
@@ -265,7 +265,7 @@ plt.show()
 # everything: the other digits come back as a similar-looking class or a blur, and the
 # particular style of the writing (a curl, an open loop) is mostly lost.
 #
-# ## 4. The latent space
+# ## 4. The latent space · core
 #
 # Every test image now has a code $z = (z_1, z_2)$. Plot the codes, coloured by the digit's
 # label. The autoencoder never saw a label; any grouping by class is something it found on
@@ -311,7 +311,7 @@ if TRAINED:
 # keeps what matters most for redrawing the *pixels*, and that only partly coincides with the
 # label.
 #
-# ## 5. Squared error or Bernoulli?
+# ## 5. Squared error or Bernoulli? · deeper
 #
 # The squared error is not the only way to score a reconstruction, and it makes a hidden
 # assumption. Minimising $\lVert x - \hat x\rVert^2$ is the same as maximising the
@@ -480,7 +480,7 @@ print(f"test BCE {test_bce:.1f} nats per image; floor {floor:.1f}; gap {test_bce
 assert test_bce > floor > 0
 
 # %% [markdown]
-# ## 6. Can a plain autoencoder generate?
+# ## 6. Can a plain autoencoder generate? · deeper
 #
 # The decoder turns any two numbers into an image. So why not pick random codes, decode them,
 # and get new digits? To do that you need to know *which* random codes. Try the obvious
@@ -640,7 +640,7 @@ assert hole_rate > real_holes and right_class < real
 # $z$ into a plausible image. The variational autoencoder gets both by adding a term to the
 # loss that pulls each code towards $\mathcal N(0, I)$; the next notebooks derive it.
 #
-# ## 7. Exercises
+# ## Exercises
 #
 # ### Exercise 1: the Bernoulli loss from logits
 #

@@ -64,7 +64,7 @@ companion.setup(seed=0, datasets=["mnist"])
 assert source_of("mnist") != "not staged"
 
 # %% [markdown]
-# ## 1. A model with a hidden cause
+# ## 1. A model with a hidden cause · core
 #
 # A VAE tells a two-step story of how an image comes about. First a code $z$ is drawn from a
 # simple distribution, the **prior** $p(z) = \mathcal N(0, I)$. Then the decoder turns $z$ into
@@ -116,7 +116,7 @@ plt.show()
 # Some samples are clear digits and many are blurry blends of two: after a few epochs this is
 # not a great generator, but it is a real one, and it is all you need to study the integral.
 #
-# ## 2. Why the integral is intractable
+# ## 2. Why the integral is intractable · deeper
 #
 # The decoder is a neural network, so the integral has no closed form, and a grid over 20
 # dimensions is out of the question (10 points per axis already make $10^{20}$ decoder calls).
@@ -262,7 +262,7 @@ plt.show()
 # In 20 dimensions the codes that explain a particular image fill a vanishingly small part of
 # what the prior covers. So you need $q$. The rest of the notebook derives how to use it, and how to learn it.
 #
-# ## 3. The ELBO, derived twice
+# ## 3. The ELBO, derived twice · core
 #
 # ### Via Jensen's inequality
 #
@@ -397,7 +397,7 @@ assert ((joint_form - recon_form).abs() < 5 * stderr).all()
 # $\mathcal L_\beta$ can rise above $\log p_\theta(x)$: it is then no bound at all. Section 6
 # shows each of these cases on the model of section 4.
 #
-# ## 4. A model where everything is tractable
+# ## 4. A model where everything is tractable · deeper
 #
 # Replace the neural decoder by a linear map with Gaussian noise:
 #
@@ -631,7 +631,7 @@ assert abs(log_of_mean - lg.log_marginal(x_lg)) < 0.05                 # the log
 # > (in two latent dimensions the prior covers the posterior well enough). On MNIST, in 20
 # > dimensions, even that needed far more samples than you can afford, as section 2 showed.
 #
-# ## 5. The encoder: amortized inference
+# ## 5. The encoder: amortized inference · deeper
 #
 # `fit_q` did *variational inference* the classic way: for one observation, run an
 # optimizer over the parameters of $q$. On a dataset that means one optimization per image,
@@ -720,7 +720,7 @@ assert reached is not None and reached > 5
 assert gap > 0 and t_encoder < t_vi
 
 # %% [markdown]
-# ## 6. What β does, in a model you can solve
+# ## 6. What β does, in a model you can solve · deeper
 #
 # Back to the linear-Gaussian model, where the best $q$ for any $\beta$ can be found exactly.
 # `fit_q` accepts one $\beta$ per row, so a single run optimizes $q$ for five values of

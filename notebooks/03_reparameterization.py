@@ -57,7 +57,7 @@ device = settings.device()          # where load() puts the data; models go ther
 assert source_of("mnist") != "not staged"
 
 # %% [markdown]
-# ## 1. A random draw has no gradient
+# ## 1. A random draw has no gradient · core
 #
 # The ELBO of notebook 02 contains an expectation over the encoder's distribution. Write its
 # reconstruction part as
@@ -109,7 +109,7 @@ assert vae.decoder[0].weight.grad is not None and vae.mu.weight.grad is None
 # There are two ways out.
 
 # %% [markdown]
-# ## 2. Two gradient estimators
+# ## 2. Two gradient estimators · core
 #
 # **The score function (REINFORCE).** Differentiate under the integral and use
 # $\nabla q = q\,\nabla\log q$:
@@ -172,7 +172,7 @@ assert abs(pathwise_grad(f, mu0, sigma0, many) - 2 * mu0) < 0.05
 # estimate per step, from a handful of samples.
 
 # %% [markdown]
-# ## 3. Same mean, different spread
+# ## 3. Same mean, different spread · deeper
 #
 # For $f(z) = z^2$ you can work out the variance of one-sample estimates exactly. Write
 # $z = \mu + \sigma\varepsilon$ and use the moments $\mathbb E[\varepsilon^2] = 1$,
@@ -308,7 +308,7 @@ assert abs(slope - exact) < 0.02 and mu_point.grad.item() == 0.0
 # Gaussian latents has a smooth $f$, so it takes the pathwise road.
 
 # %% [markdown]
-# ## 4. The trick: $z = \mu + \sigma \odot \varepsilon$
+# ## 4. The trick: $z = \mu + \sigma \odot \varepsilon$ · core
 #
 # In a VAE the encoder returns, for each example, a vector $\mu$ and a vector $\log\sigma^2$
 # (shape `[N, L]` for a batch). Reparameterizing means:
@@ -410,7 +410,7 @@ for head in ("mu", "logvar"):
     assert gets
 
 # %% [markdown]
-# ## 5. Why the encoder outputs $\log\sigma^2$
+# ## 5. Why the encoder outputs $\log\sigma^2$ · deeper
 #
 # An encoder's last layer is linear: its outputs can be any real number. A standard deviation
 # must be positive. Read the output $h$ as $\log\sigma^2$ and every $h$ is valid, since
@@ -511,7 +511,7 @@ assert shrunk < 0
 # the point, an unconstrained output mapped to a positive number, is the same.)
 
 # %% [markdown]
-# ## 6. Pitfall: one $\varepsilon$ for the whole batch
+# ## 6. Pitfall: one $\varepsilon$ for the whole batch · deeper
 #
 # > **Pitfall: `eps = torch.randn(latent_dim)`.** The "Gaussian layer" of the 2022 slides this
 # > course draws on draws its noise with the shape of the *latent vector*, not of the batch.
@@ -578,7 +578,7 @@ assert not torch.equal(z, z[:1].expand_as(z))
 
 
 # %% [markdown]
-# ## 7. Pitfall: the standard deviation without `exp`
+# ## 7. Pitfall: the standard deviation without `exp` · deeper
 #
 # > **Pitfall: `std = 0.5 * logvar`.** The R torch book's VAE chapter computes its standard
 # > deviation as half the log-variance and forgets the exponential. But
@@ -674,7 +674,7 @@ assert 0.8 < wrong["std claimed"] < 1.2
 # catches the slip at once: with $\log\sigma^2 = 0$ the samples must have variance 1.
 
 # %% [markdown]
-# ## 8. Pitfall: a hard-coded `"cuda"`
+# ## 8. Pitfall: a hard-coded `"cuda"` · deeper
 #
 # > **Pitfall: `torch_tensor(0.5, device = "cuda")`.** The same chapter creates its constant
 # > $\tfrac12$ on the GPU. On the author's machine everything lived there, so it worked. On a

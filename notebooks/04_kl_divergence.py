@@ -58,7 +58,7 @@ assert source_of("mnist") != "not staged"
 
 
 # %% [markdown]
-# ## 1. What the KL divergence measures
+# ## 1. What the KL divergence measures · core
 #
 # Take two probability distributions over the same space: $q$, the one you have, and $p$, a
 # reference. The **Kullback–Leibler divergence** of $q$ from $p$ is the average, under $q$, of
@@ -110,7 +110,7 @@ print(f"pairs where the two directions differ by more than 1e-6: "
 assert (forward >= 0).all() and (backward >= 0).all()
 
 # %% [markdown]
-# ## 2. The closed form in one dimension
+# ## 2. The closed form in one dimension · core
 #
 # The encoder of a VAE outputs, for each latent coordinate, a mean $\mu$ and a
 # log-variance $\log\sigma^2$ (an unconstrained number, so $\sigma^2 = e^{\log\sigma^2}$ is
@@ -191,7 +191,7 @@ print(f"smallest KL {ours.min().item():.1e} at mu = {round(M.flatten()[best].ite
 
 
 # %% [markdown]
-# ## 3. A diagonal Gaussian in $L$ dimensions
+# ## 3. A diagonal Gaussian in $L$ dimensions · core
 #
 # The encoder outputs $L$ means and $L$ log-variances, and its distribution is
 # $q(z) = \prod_{j=1}^{L} \mathcal N(z_j; \mu_j, \sigma_j^2)$: a Gaussian with a **diagonal**
@@ -239,7 +239,7 @@ for name, other in [("Independent(Normal)", independent), ("MultivariateNormal",
 
 
 # %% [markdown]
-# ## 4. A Monte Carlo check with error bars
+# ## 4. A Monte Carlo check with error bars · core
 #
 # `torch.distributions` could share a mistake with us: both are closed forms. The definition
 # itself gives an independent check. $\mathrm{KL}(q\,\|\,p) = \mathbb E_{z\sim q}[\log q(z) -
@@ -309,7 +309,7 @@ assert ((means - closed[0]).abs() < errors).all()       # every bar covers the c
 # sampling from the definition — agree on the same number.
 
 # %% [markdown]
-# ## 5. The KL as a force: the pull toward the prior
+# ## 5. The KL as a force: the pull toward the prior · deeper
 #
 # Split the one-dimensional KL into a part that depends only on $\mu$ and a part that depends
 # only on $\sigma$:
@@ -381,7 +381,7 @@ print(f"KL at log sigma^2 = -6: {kl_univariate(torch.tensor(0.0), torch.tensor(-
 
 
 # %% [markdown]
-# ## 6. Pitfall: a sign slip in the formula
+# ## 6. Pitfall: a sign slip in the formula · deeper
 #
 # > **Pitfall: $+(\log\sigma^2 + 1)$ where $-(\log\sigma^2 + 1)$ belongs.** The 2022 slides
 # > this course draws on derive the right formula, then code it with the last bracket *added*
@@ -499,7 +499,7 @@ assert verdicts == {"correct": (True, True), "sign slip": (False, False),
 # comparison with `torch.distributions` catches every version that is not the KL.
 
 # %% [markdown]
-# ## 7. Pitfall: `nn.KLDivLoss` wants log-probabilities
+# ## 7. Pitfall: `nn.KLDivLoss` wants log-probabilities · deeper
 #
 # > **Pitfall: "my KLDivLoss is going negative".** The same slides tried PyTorch's built-in
 # > `nn.KLDivLoss` first, saw it return negative values, and wrote their own (with the slips
@@ -564,7 +564,7 @@ print(f"binned Gaussians: {binned:.6f}   closed form: {kl_univariate(mu, logvar)
 assert torch.isclose(binned, kl_univariate(mu, logvar), rtol=1e-6)
 
 # %% [markdown]
-# ## 8. Pitfall: "mean" reductions unbalance the ELBO
+# ## 8. Pitfall: "mean" reductions unbalance the ELBO · deeper
 #
 # For one image $x$ with $D = 784$ pixels and a latent of $L$ dimensions, the negative ELBO is
 # a **sum over pixels** plus a **sum over latent dimensions**:

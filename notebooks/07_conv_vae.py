@@ -67,7 +67,7 @@ device = settings.device()   # the data load onto it; every model goes there too
 assert source_of("mnist") != "not staged"
 
 # %% [markdown]
-# ## 1. Why convolutions for images
+# ## 1. Why convolutions for images · deeper
 #
 # The MLP VAE of notebook 05 flattens a digit into 784 numbers. Its first layer connects every
 # pixel to every hidden unit, so it knows nothing about which pixels are neighbours: shuffle
@@ -105,7 +105,7 @@ print("conv(shift(x)) equals shift(conv(x)):", same)
 assert same
 
 # %% [markdown]
-# ## 2. The three convolutional VAEs of the sources
+# ## 2. The three convolutional VAEs of the sources · deeper
 #
 # Three of the source documents build a conv VAE. `companion.models.conv` holds each as a class
 # (subclasses of `companion.models.VAE`, so `encode`, `decode`, `sample` and the training loop
@@ -161,7 +161,7 @@ for name, model in sources.items():
 #   `companion.models.VAE.reparameterize` is the fixed version all these classes share.
 
 # %% [markdown]
-# ## 3. Pitfall: a "BAD" block after the output layer
+# ## 3. Pitfall: a "BAD" block after the output layer · deeper
 #
 # > **Pitfall.** The slides follow *every* transposed conv of their decoder with a BAD block,
 # > the last one included. On an output that is read as Bernoulli logits this is fatal:
@@ -195,7 +195,7 @@ assert losses["BAD block after it"] > 5 * losses["plain output layer"]
 # layers before can undo that. The fix is to end the decoder with the transposed conv itself,
 # as `BADConvVAE` does.
 #
-# ## 4. Pitfall: RMSE as the reconstruction term
+# ## 4. Pitfall: RMSE as the reconstruction term · deeper
 #
 # > **Pitfall.** The slides train with $\sqrt{\frac1n\sum_i (x'_i - x_i)^2}$. That is not the
 # > negative log-likelihood of any decoder: it is a *mean* over pixels and then a square root,
@@ -285,7 +285,7 @@ assert not torch.allclose(mu_a, mu_b)
 # So the course's networks use no Dropout (`BADConvVAE` keeps it as an option, `dropout=0.5`
 # being the source's setting, so you can measure it).
 #
-# ## 5. Transposed convolution or upsample + convolution?
+# ## 5. Transposed convolution or upsample + convolution? · deeper
 #
 # A decoder has to grow 7×7 feature maps to 28×28. The slides name the two usual ways:
 #
@@ -352,7 +352,7 @@ for upsample in (False, True):
 # kernels with stride 2.
 
 # %% [markdown]
-# ## 6. A network that trains fast on a CPU
+# ## 6. A network that trains fast on a CPU · deeper
 #
 # Where does the slides' network spend its time? Its first layer keeps all 28×28 pixels with
 # 32 channels, and each BAD block then runs BatchNorm, LeakyReLU and Dropout over those
@@ -470,7 +470,7 @@ assert max(runs[k]["speedup"] for k in ("course-channels-last", "course-bf16", "
 #   network as `course`, yet its speed differs by several percent: differences of about 10 %
 #   are run-to-run noise. The course keeps float32 and the default memory format.
 #
-# ## 7. Training on MNIST: latent 2 and latent 128
+# ## 7. Training on MNIST: latent 2 and latent 128 · deeper
 #
 # The R torch book trains its conv VAE twice, with 128 latent dimensions (good samples) and with 2
 # (a map you can draw), and every 50 batches decodes 64 latent points to watch it learn. It
@@ -565,7 +565,7 @@ assert inside > 0.8
 # is extrapolation; $[-3, 3]$ (the Hasktorch tutorial's range) shows the learnt part in more
 # detail.
 #
-# ## 8. A second dataset: Kuzushiji-MNIST, or what you have
+# ## 8. A second dataset: Kuzushiji-MNIST, or what you have · deeper
 #
 # The R torch book's VAE chapter uses Kuzushiji-MNIST: 28×28 images of ten cursive Japanese
 # characters. It can only be downloaded. `load_first` takes the first of a list of datasets
@@ -597,7 +597,7 @@ show_latent2(second_runs[2]["model"], second_test, second_name)
 # The same pattern on the second dataset: noise, then blobs, then recognisable shapes in the
 # strips; in the 2-D map the classes that look alike sit next to each other and overlap.
 #
-# ## 9. The conv VAE against the MLP VAE
+# ## 9. The conv VAE against the MLP VAE · deeper
 #
 # Notebook 05's MLP VAE is 784-400-20. Train it here on the same MNIST images for the same
 # number of epochs (with its usual lr 1e-3), and a `ConvVAE` with the same latent size 20
@@ -638,7 +638,7 @@ assert size["MLP VAE 784-400-20"] > size["ConvVAE, latent 20"]
 # cannot describe a digit well.
 
 # %% [markdown]
-# ## 10. The Hasktorch tutorial's experiments, run
+# ## 10. The Hasktorch tutorial's experiments, run · deeper
 #
 # The Hasktorch tutorial trains its conv VAE (`SimpleConvVAE`) on MNIST with Adam (lr 1e-3),
 # batches of 128 and 20 epochs, and shows two results: the test-set codes for $L = 2$, and,
@@ -825,7 +825,7 @@ if not settings.fast_mode():
 # them (a GPU trains all three models in minutes).
 
 # %% [markdown]
-# ## 11. The R torch book's experiment, run
+# ## 11. The R torch book's experiment, run · deeper
 #
 # The R torch book trains its BatchNorm conv VAE (`BatchNormConvVAE`) on Kuzushiji-MNIST with
 # latent sizes 128 and 2, for 3 epochs, Adam lr 1e-3, batches of 128, and decodes 64 random
@@ -941,7 +941,7 @@ plt.show()
 # statistics are untouched.
 
 # %% [markdown]
-# ## 12. The slides' experiment, run
+# ## 12. The slides' experiment, run · deeper
 #
 # The slides train their network with 2 latent dimensions, then show reconstructions, the
 # latent map and a morph between two encodings. Here is what this run keeps and what it

@@ -72,7 +72,7 @@ print(f"{len(train)} training and {len(test)} test images, {EPOCHS} epochs")
 assert len(train) == N_TRAIN and len(test) == N_TEST
 
 # %% [markdown]
-# ## 1. Two models to play with
+# ## 1. Two models to play with · core
 #
 # You need nothing new to train them: the MLP VAE of notebooks 02–04 with the Bernoulli
 # likelihood and $\beta = 1$. One has $L = 2$ latent dimensions, so you can see its whole
@@ -121,7 +121,7 @@ assert judge_accuracy > (0.9 if TRAINED else 0.3)
 
 
 # %% [markdown]
-# ## 2. Morphing: two paths between two codes
+# ## 2. Morphing: two paths between two codes · core
 #
 # The 2022 slides "Variational Autoencoder" morph an image $x_u$ into $x_v$ by encoding both
 # and decoding points on the segment between the codes:
@@ -296,7 +296,7 @@ assert max(widest.values()) < 170
 # mirror image $-z$, choose the route yourself: slerp from $z$ to a direction orthogonal to it,
 # then on to $-z$.
 #
-# ## 3. Attribute vectors
+# ## 3. Attribute vectors · deeper
 #
 # ### 3.1 The mean code of a class
 #
@@ -443,7 +443,7 @@ plt.show()
 # line). The direction was found from the data with one subtraction; no label for slant ever
 # existed.
 #
-# ## 4. Inpainting: filling in what you cannot see
+# ## 4. Inpainting: filling in what you cannot see · deeper
 #
 # Hide the bottom half of a test digit. Which $z$ explains the visible half? Ask for the most
 # probable one under the model: minimise over $z$
@@ -524,7 +524,7 @@ plt.show()
 # simply do not decide. Running it from several starting points and keeping every answer
 # would show that ambiguity instead of hiding it.
 #
-# ## 5. An interactive explorer
+# ## 5. An interactive explorer · core
 #
 # `companion.widgets.explorer(model, x0, x1, direction, name, measure)` puts the ideas of this
 # notebook under sliders: one slider per latent dimension (two for the $L = 2$ model), a slider
