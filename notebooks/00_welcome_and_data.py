@@ -293,7 +293,7 @@ plt.show()
 # over the whole range.
 
 # %% [markdown]
-# ## Why pixels must lie in $[0, 1]$ · core
+# ## Why pixels must lie in $[0, 1]$ · deeper
 #
 # The VAEs of this course model each pixel $x_i$ as a coin flip: the decoder outputs a
 # probability $p_i$ that the pixel is ink (1), and the likelihood of a whole image is

@@ -58,7 +58,7 @@ assert source_of("mnist") != "not staged"
 
 
 # %% [markdown]
-# ## 1. What the KL divergence measures · core
+# ## 1. What the KL divergence measures · deeper
 #
 # Take two probability distributions over the same space: $q$, the one you have, and $p$, a
 # reference. The **Kullback–Leibler divergence** of $q$ from $p$ is the average, under $q$, of

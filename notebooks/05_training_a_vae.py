@@ -65,7 +65,7 @@ device = settings.device()          # where load() puts the data; every model go
 assert source_of("mnist") != "not staged"
 
 # %% [markdown]
-# ## 1. Training on binarized MNIST
+# ## 1. Training on binarized MNIST · core
 #
 # The decoder models each pixel as a coin flip,
 # $p(x_i \mid z) = \mathrm{Bernoulli}(\sigma(\text{logit}_i))$.
@@ -332,7 +332,7 @@ assert histories[20].kl[-1] > histories[20].kl[0] - SLACK
 assert histories[20].test_reconstruction[-1] < histories[2].test_reconstruction[-1] + SLACK
 
 # %% [markdown]
-# ## 2. Reconstructions and samples
+# ## 2. Reconstructions and samples · core
 #
 # `model.reconstruct(x)` decodes the posterior mean $\mu(x)$; `model.sample(n)` decodes
 # $z \sim \mathcal N(0, I)$. Both show pixel *means* $\sigma(\text{logit})$, the usual way to
@@ -356,7 +356,7 @@ plt.show()
 # sharper, but some of them are no digit at all: the prior has regions that the codes of real
 # images leave empty, and the decoder improvises there.
 #
-# ## 3. The latent space, drawn
+# ## 3. The latent space, drawn · core
 #
 # The Hasktorch tutorial and the R torch book plot the test set's codes coloured by class; the
 # journal-club notebook plots one training batch that way. For a VAE the code of an image is
@@ -403,7 +403,7 @@ plt.show()
 # Each digit class occupies a region, and neighbouring images morph smoothly into each other:
 # the decoder is a continuous function and the KL term packed the classes next to each other.
 #
-# ### Pitfall: a grid that is too wide
+# ### Pitfall: a grid that is too wide · deeper
 #
 # > **Pitfall: decoding far outside the prior.** The R torch book decodes an 8 × 8 grid over
 # > $[-8, 8]^2$. Under the prior $\mathcal N(0, I)$ the point $(8, 8)$ has density
@@ -442,7 +442,7 @@ assert distance[border].mean() > settings.pick(3, 1) * distance[~border].mean()
 # the prior lives, e.g. $[-3, 3]$, or through the inverse normal CDF of an evenly spaced grid
 # in $(0, 1)$.
 #
-# ### Pitfall: a straight walk that starts outside the prior
+# ### Pitfall: a straight walk that starts outside the prior · deeper
 #
 # The journal-club notebook walks a straight line through its 2-D latent space and decodes 11
 # evenly spaced points on it. Its code first selects the codes of the 0s and of the 3s, as if
@@ -528,7 +528,7 @@ assert change["class means"] > settings.pick(3, 0.5) * change["fixed"]
 # which barely change at all. A straight walk is a fair experiment only between points where the
 # codes are.
 #
-# ## 4. Latent size: 2 vs 20 vs 128
+# ## 4. Latent size: 2 vs 20 vs 128 · deeper
 #
 # The R torch book trains with $L = 2$ and $L = 128$. Train the third model and compare three
 # things:
@@ -618,7 +618,7 @@ plt.show()
 # nearest-test-image distance is a crude proxy: it favours the blurry, average-looking $L = 2$
 # samples, so read it next to the pictures, never alone.
 #
-# ## 5. Saving, loading and the train-or-load cache
+# ## 5. Saving, loading and the train-or-load cache · deeper
 #
 # The slides save a model with `torch.save(vae.state_dict(), ...)` and restore it with
 # `load_state_dict`. The Hasktorch tutorial does the same in Haskell. A bare `state_dict`
@@ -679,7 +679,7 @@ assert key != other and history.test_loss == histories[20].test_loss
 assert torch.equal(again.reconstruct(x), models[20].reconstruct(x))
 
 # %% [markdown]
-# ## 6. How likely is a test digit? Importance-weighted bounds
+# ## 6. How likely is a test digit? Importance-weighted bounds · deeper
 #
 # The ELBO is a lower bound on $\log p(x)$; the gap is
 # $\mathrm{KL}\big(q(z\mid x)\,\|\,p(z\mid x)\big)$.
@@ -783,7 +783,7 @@ assert final.log_px.mean() > final.elbo.mean()   # sanity check of the code (Jen
 # whole test set's to see how typical it is), and a different random binarization of the test
 # set. It estimates an upper bound on $-\log p(x)$ of *this* model, up to Monte Carlo noise.
 #
-# ## 7. Posterior collapse and KL warm-up
+# ## 7. Posterior collapse and KL warm-up · deeper
 #
 # Early in training the decoder is poor, and the cheapest way to lower the loss is to cut the
 # KL term: set $q(z_u\mid x) = \mathcal N(0, 1)$ for many dimensions $u$. Once a dimension is

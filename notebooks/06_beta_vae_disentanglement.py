@@ -73,7 +73,7 @@ print(f"MNIST: {len(train)} training and {len(test)} test images; {EPOCHS} epoch
 assert len(train) == N_TRAIN and len(test) == N_TEST
 
 # %% [markdown]
-# ## 1. One knob: β
+# ## 1. One knob: β · core
 #
 # Notebook 02 derived the loss of a VAE as the negative ELBO, a reconstruction term plus a
 # KL term. Higgins et al. (2017) put a weight in front of the second one:
@@ -214,7 +214,7 @@ plt.show()
 # β = 1 on, the KL pulls the codes into the range of $\mathcal N(0, I)$; with larger β the
 # classes overlap more, because the code's budget of nats, the rate, is smaller.
 #
-# ## 2. Ten coordinates, one at a time (L = 10, β = 1 versus β = 4)
+# ## 2. Ten coordinates, one at a time (L = 10, β = 1 versus β = 4) · deeper
 #
 # With two coordinates you can look at the whole latent space. With ten you cannot, so you
 # look along each axis instead: encode an image, then move one coordinate $z_j$ from −3 to 3
@@ -349,7 +349,7 @@ if TRAINED:
 # variation nobody knows. To measure disentanglement properly you need data whose factors you
 # know, because you made them.
 #
-# ## 3. Measured, not eyeballed: sprites with known factors
+# ## 3. Measured, not eyeballed: sprites with known factors · deeper
 #
 # `companion.data.sprites` draws images the way dSprites (Matthey et al., 2017) does: one shape on
 # an empty canvas, fixed by five independent factors, each on a grid: shape (square,
@@ -538,7 +538,7 @@ if TRAINED:   # β = 4 switches off more of the ten coordinates, but not all of 
 # shrinks, stretches or fades belong to coordinates that mix factors; the matrix above shows
 # them as rows with several faintly lit cells, and they are why MIG stays small.
 #
-# ## 4. Pitfall: β so large that the posterior collapses
+# ## 4. Pitfall: β so large that the posterior collapses · deeper
 #
 # Back to the L = 2 models of section 1. The one with β = 32 looks harmless in the table:
 # its loss is finite and training ran without an error. Look at its reconstructions:
@@ -582,7 +582,7 @@ if TRAINED:
 # the rows marked "-" in the β = 4 sprite traversal of section 3, is the same effect on a
 # smaller scale, and is not a bug: those coordinates were not worth their cost.
 #
-# ## 5. Exercises
+# ## Exercises
 #
 # ### Exercise 1: mutual information from counts
 #

@@ -121,7 +121,7 @@ assert judge_accuracy > (0.9 if TRAINED else 0.3)
 
 
 # %% [markdown]
-# ## 2. Morphing: two paths between two codes · core
+# ## 2. Morphing: two paths between two codes · deeper
 #
 # The 2022 slides "Variational Autoencoder" morph an image $x_u$ into $x_v$ by encoding both
 # and decoding points on the segment between the codes:

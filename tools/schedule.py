@@ -37,8 +37,9 @@ FIGURE_MIN = 0.5           # looking at one figure
 SLOT_MIN = 5               # slots are rounded up to this
 WORKSHOP_MIN, BREAK_MIN = 180, 10
 TASTER_MIN = 90
-# The 90-minute taster: (notebook prefix, section numbers), "core" meaning the core path.
-TASTER = [("00", "core"), ("01", "core"), ("03", "core"), ("05", "core"), ("08", ("1", "5"))]
+# The 90-minute taster: (notebook prefix, "core" or the section numbers to take). The whole
+# core of 01, 03 and 05 does not fit in 90 minutes; their central section does.
+TASTER = [("00", "core"), ("01", ("2",)), ("03", ("2", "4")), ("05", ("1",)), ("08", ("1", "5"))]
 
 MARK = re.compile(r"^(#{2,3}) (.*?)(?: · (core|deeper))?\s*$")
 ALWAYS = {"Setup": "core", "Summary": "core", "Exercises": "deeper", "References": "deeper"}
@@ -175,8 +176,8 @@ def taught(kept: list[Section]) -> list[Section]:
 
 
 def label(s: Section) -> str:
-    """'3' for '3. Attribute vectors', else the title up to a colon."""
-    return s.number or re.sub(r"\$[^$]*\$", "", s.title).split(":")[0].strip()
+    """'3' for '3. Attribute vectors', else the title with its formulas as plain text."""
+    return s.number or re.sub(r"\$([^$]*)\$", r"\1", s.title)
 
 
 def short(title: str) -> str:
@@ -198,7 +199,7 @@ def plan(rows: list[tuple[str, int, str]], limit: int, pause: bool) -> tuple[lis
 def render() -> str:
     """The README block: per-notebook measurements, the 3-hour plan and the taster."""
     nbs = notebooks()
-    table = ["| notebook | core sections | reading (min) | running, fast mode (min) | slot (min) "
+    table = ["| notebook | core sections | reading (min) | running, fast mode (s) | slot (min) "
              "| homework: deeper sections |",
              "|---|---|---|---|---|---|"]
     rows = []
@@ -208,7 +209,7 @@ def render() -> str:
         deeper = [label(s) for s in taught(sections(nb)) if s.marker == "deeper"]
         length = slot(reading, running) if shown else 0
         table.append(f"| `{name}` | {', '.join(label(s) for s in shown) or '—'} | "
-                     f"{reading:.0f} | {running:.1f} | {length or '—'} | "
+                     f"{reading:.0f} | {running * 60:.0f} | {length or '—'} | "
                      f"{', '.join(deeper) or '—'} |")
         if shown:
             rows.append((f"`{name}`", length, "; ".join(short(s.title) for s in shown)))
