@@ -229,7 +229,8 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
     with tqdm(total=epochs * len(batches), desc="training", disable=not progress) as bar:
         for epoch in range(epochs):
             last_good = copy.deepcopy(model.state_dict())
-            sums, start = torch.zeros(3), time.perf_counter()
+            # summed on the device: a copy to the host every step would stall a GPU
+            sums, start = torch.zeros(3, device=data.images.device), time.perf_counter()
             try:
                 for x, _ in batches:
                     b = beta * min(1.0, step / ramp) if warmup_epochs > 0 else beta
@@ -239,7 +240,7 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
                         model.eval()
                         raise TrainingDiverged(f"Epoch {epoch + 1}, batch {step + 1}: {err}",
                                                history) from None
-                    sums += torch.stack(parts).cpu() * len(x)
+                    sums += torch.stack(parts) * len(x)
                     step += 1
                     bar.update()
                     if on_batch is not None and step % every == 0:
@@ -249,7 +250,8 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
                 history.interrupted = True
                 print(f"Interrupted: kept the weights after epoch {epoch} of {epochs}.")
                 break
-            _record(history, sums / len(data), beta, len(data) / (time.perf_counter() - start))
+            means = sums.cpu() / len(data)   # waits for the device: the clock reads true
+            _record(history, means, beta, len(data) / (time.perf_counter() - start))
             if test_data is not None:
                 test = evaluate(model, test_data, beta, likelihood)
                 history.test_loss.append(test.total)
