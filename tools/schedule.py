@@ -188,9 +188,9 @@ def plan(rows: list[tuple[str, int, str]], limit: int, pause: bool) -> tuple[lis
     """Timetable lines for (notebook, minutes, what) rows, with a break near the middle."""
     lines, now = [], 0
     for name, length, what in rows:
-        if pause and now >= (limit - BREAK_MIN) / 2 and "break" not in "".join(lines):
+        if pause and now >= (limit - BREAK_MIN) / 2:
             lines.append(f"| {clock(now)}–{clock(now + BREAK_MIN)} | break | |")
-            now += BREAK_MIN
+            now, pause = now + BREAK_MIN, False
         lines.append(f"| {clock(now)}–{clock(now + length)} | {name} | {what} |")
         now += length
     return lines, now
