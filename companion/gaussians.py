@@ -59,13 +59,17 @@ def ellipse(mean: torch.Tensor, cov: torch.Tensor, n_std: float = 1.0,
     return mean.reshape(2, 1) + n_std * torch.linalg.cholesky(cov) @ circle
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL( N(mu, diag(exp(logvar))) || N(0, I) ) summed over latent dimensions. Shape [N].
+def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL( N(mu_j, exp(logvar_j)) || N(0, 1) ) of each latent dimension j. Shape [N, L].
 
-    Per dimension: 0.5 * (mu^2 + sigma^2 - log sigma^2 - 1), which is >= 0 and is 0 only
-    at mu = 0, sigma = 1.
+    0.5 * (mu^2 + sigma^2 - log sigma^2 - 1), which is >= 0 and is 0 only at mu = 0, sigma = 1.
     """
-    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL( N(mu, diag(exp(logvar))) || N(0, I) ), the sum of `kl_per_dimension`. Shape [N]."""
+    return kl_per_dimension(mu, logvar).sum(1)
 
 
 def gaussian_kl(mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor,

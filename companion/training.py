@@ -25,7 +25,8 @@ import torch
 from tqdm.auto import tqdm
 
 from companion.data import Batches, ImageSet
-from companion.losses import RECONSTRUCTION, LossParts, elbo_loss
+from companion.losses import (RECONSTRUCTION, LossParts, elbo_loss, label_nll,
+                              total_correlation, vq_loss)
 from companion.models import eval_mode
 
 PRECISIONS = ("fp32", "bf16")
@@ -108,13 +109,43 @@ class SampleStrip:
         self.frames, self.steps = list(state["images"]), state["steps"].tolist()
 
 
-def loss_parts(model, x: torch.Tensor, beta: float = 1.0, likelihood: str = "bernoulli") -> LossParts:
-    """The loss of one batch: the beta-ELBO for a VAE, the reconstruction term for an AE."""
+def loss_parts(model, x: torch.Tensor, beta: float = 1.0, likelihood: str = "bernoulli",
+               free_bits: float = 0.0, tc_weight: float = 0.0,
+               labels: torch.Tensor | None = None) -> LossParts:
+    """The loss of one batch: the beta-ELBO for a VAE, the reconstruction term for an AE.
+
+    A VQ-VAE (`is_vq`) gets `vq_loss`; a VAE whose decoder learns its sigma (`learns_sigma`)
+    returns log sigma as a fourth output, for the Gaussian likelihood. A classifier
+    (`is_classifier`) gets -log p(y|x), a conditional VAE (`is_conditional`) sees the labels.
+    """
+    if getattr(model, "is_classifier", False):
+        nll = label_nll(model(x).float(), _labels(model, labels)).mean()
+        return LossParts(nll, nll, torch.zeros((), device=x.device))
+    if getattr(model, "is_conditional", False):
+        logits, mu, logvar = (t.float() for t in model(x, _labels(model, labels)))
+        return elbo_loss(logits, x, mu, logvar, beta, likelihood, free_bits=free_bits)
+    if getattr(model, "is_vq", False):
+        logits, z_e, z_q = (t.float() for t in model(x))
+        return vq_loss(logits, x, z_e, z_q, beta, model.commitment, likelihood)
     if model.is_vae:
-        logits, mu, logvar = (t.float() for t in model(x))   # the loss in float32 always
-        return elbo_loss(logits, x, mu, logvar, beta, likelihood)
+        logits, mu, logvar, *sigma = (t.float() for t in model(x))   # the loss in float32 always
+        log_sigma = sigma[0] if getattr(model, "learns_sigma", False) else None
+        parts = elbo_loss(logits, x, mu, logvar, beta, likelihood, free_bits=free_bits,
+                          log_sigma=log_sigma)
+        if tc_weight:   # beta-TCVAE: the total correlation of a fresh sample z ~ q(z|x)
+            tc = total_correlation(model.reparameterize(mu, logvar), mu, logvar).mean()
+            parts = parts._replace(total=parts.total + tc_weight * tc)
+        return parts
     recon = RECONSTRUCTION[likelihood](model(x).float(), x).mean()
     return LossParts(recon, recon, torch.zeros((), device=x.device))
+
+
+def _labels(model, labels: torch.Tensor | None) -> torch.Tensor:
+    """The batch's labels, or a clear error for a model that needs them and got none."""
+    if labels is None:
+        raise ValueError(f"{type(model).__name__} learns from labels: pass labels=y with each "
+                         "batch x (fit and evaluate do so for every (x, y) batch).")
+    return labels
 
 
 def make_optimizer(model, lr: float = 1e-3) -> torch.optim.Adam:
@@ -129,8 +160,10 @@ def make_optimizer(model, lr: float = 1e-3) -> torch.optim.Adam:
 
 
 def train_step(model, optimizer, x: torch.Tensor, beta: float = 1.0,
-               likelihood: str = "bernoulli", precision: str = "fp32") -> LossParts:
-    """One optimisation step on batch x; returns its loss parts, detached.
+               likelihood: str = "bernoulli", precision: str = "fp32",
+               free_bits: float = 0.0, tc_weight: float = 0.0,
+               labels: torch.Tensor | None = None) -> LossParts:
+    """One optimisation step on batch x (with its labels); returns its loss parts, detached.
 
     precision="bf16" runs the model's matrix products in bfloat16 (torch.autocast); the
     weights, the loss and Adam stay in float32. A NaN or infinite loss raises
@@ -139,7 +172,8 @@ def train_step(model, optimizer, x: torch.Tensor, beta: float = 1.0,
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        parts = loss_parts(model, x, beta, likelihood)
+        parts = loss_parts(model, x, beta, likelihood, free_bits=free_bits, tc_weight=tc_weight,
+                           labels=labels)
     if not torch.isfinite(parts.total):
         what = "NaN" if math.isnan(parts.total.item()) else "infinite"
         raise TrainingDiverged(
@@ -159,8 +193,9 @@ def evaluate(model, data: ImageSet, beta: float = 1.0, likelihood: str = "bernou
     """Average loss parts over a whole dataset (per image), with the model in eval mode."""
     sums = torch.zeros(3, dtype=torch.float64)
     with eval_mode(model):
-        for x, _ in Batches(data, batch_size, shuffle=False):
-            sums += torch.stack(loss_parts(model, x, beta, likelihood)).double().cpu() * len(x)
+        for x, y in Batches(data, batch_size, shuffle=False):
+            parts = loss_parts(model, x, beta, likelihood, labels=y)
+            sums += torch.stack(parts).double().cpu() * len(x)
     return LossParts(*(s.item() / len(data) for s in sums))
 
 
@@ -206,12 +241,16 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
         batch_size: int = 128, test_data: ImageSet | None = None, likelihood: str = "bernoulli",
         seed: int = 0, warmup_epochs: float = 0.0, dynamic_binarization: bool = False,
         precision: str = "fp32", on_batch: Callable | None = None, every: int = 50,
-        progress: bool = True) -> History:
+        progress: bool = True, free_bits: float = 0.0, tc_weight: float = 0.0) -> History:
     """Train model on data; return the per-epoch History.
 
     fit reseeds the global random number generator with torch.manual_seed(seed), so a run
     repeats exactly. beta weights the KL term; with warmup_epochs > 0 it ramps linearly from
-    0 to beta over that many epochs (KL warm-up). precision: see `train_step`.
+    0 to beta over that many epochs (KL warm-up). free_bits > 0 trains with a floor of that
+    many nats on each latent dimension's KL (see `losses.free_bits_kl`); the test numbers stay
+    the true negative ELBO. tc_weight > 0 adds tc_weight times the total correlation of the
+    codes (`losses.total_correlation`) to the loss: beta = 1, tc_weight = b - 1 is the
+    beta-TCVAE of Chen et al. (2018) with weight b on TC. precision: see `train_step`.
     on_batch(model, step) is called before the first batch (step 0) and after every `every`
     batches. The model and the data must be on the same device (see `check_device`).
     """
@@ -232,10 +271,11 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
             # summed on the device: a copy to the host every step would stall a GPU
             sums, start = torch.zeros(3, device=data.images.device), time.perf_counter()
             try:
-                for x, _ in batches:
+                for x, y in batches:
                     b = beta * min(1.0, step / ramp) if warmup_epochs > 0 else beta
                     try:
-                        parts = train_step(model, optimizer, x, b, likelihood, precision)
+                        parts = train_step(model, optimizer, x, b, likelihood, precision,
+                                           free_bits=free_bits, tc_weight=tc_weight, labels=y)
                     except TrainingDiverged as err:
                         model.eval()
                         raise TrainingDiverged(f"Epoch {epoch + 1}, batch {step + 1}: {err}",

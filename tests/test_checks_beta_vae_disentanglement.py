@@ -2,9 +2,12 @@
 import math
 
 import pytest
+import torch
 
 from companion.checks import ExerciseError
-from companion.checks.beta_vae_disentanglement import check_coordinate_for, check_mutual_information
+from companion.checks.beta_vae_disentanglement import (check_coordinate_for,
+                                                       check_gaussian_total_correlation,
+                                                       check_mutual_information)
 from companion.evaluation.disentanglement import entropy, mutual_information
 
 
@@ -59,3 +62,39 @@ def _in_place(mi, kl, factor, active=0.05):
 def test_coordinate_for_check_rejects_typical_mistakes(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_coordinate_for(wrong)
+
+
+def _gaussian_tc(cov):
+    return 0.5 * float(cov.diagonal().log().sum() - torch.logdet(cov))
+
+
+def test_gaussian_total_correlation_check_accepts_the_reference(capsys):
+    check_gaussian_total_correlation(_gaussian_tc)
+    assert "Correct" in capsys.readouterr().out
+
+
+def _in_place_tc(cov):
+    cov.diagonal().log_()
+    return 0.0
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda cov: -_gaussian_tc(cov), "negative"),
+    (lambda cov: 2 * _gaussian_tc(cov), "factor 1/2"),
+    (lambda cov: _gaussian_tc(cov) / math.log(2), "bits"),
+    (lambda cov: -0.5 * float(torch.logdet(cov)), "diagonal covariance|left out the marginals"),
+    (lambda cov: 0.5 * float(cov.diagonal().log().sum() - cov.det()), "diagonal covariance"),
+    (lambda cov: _gaussian_tc(cov[:2, :2]), "3 x 3"),
+    (lambda cov: float("nan"), "went wrong"),
+    (_in_place_tc, "in place"),
+])
+def test_gaussian_total_correlation_check_rejects_typical_mistakes(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_gaussian_total_correlation(wrong)
+
+
+def test_gaussian_total_correlation_check_reports_an_unwritten_stub(capsys):
+    def gaussian_total_correlation(cov):
+        raise NotImplementedError("Exercise: write `gaussian_total_correlation`")
+    assert check_gaussian_total_correlation(gaussian_total_correlation) is None
+    assert "Not attempted yet" in capsys.readouterr().out

@@ -7,7 +7,9 @@ import torch.distributions as D
 import torch.nn.functional as F
 
 from companion.checks import ExerciseError
-from companion.checks.training_a_vae import check_elbo_from_distributions, check_iwae
+from companion.checks.training_a_vae import (check_elbo_from_distributions, check_free_bits,
+                                             check_iwae)
+from companion.losses import free_bits_kl
 
 
 def test_iwae_check_accepts_logsumexp(capsys):
@@ -93,4 +95,51 @@ def test_elbo_check_reports_an_unwritten_stub(capsys):
     def negative_elbo_from_distributions(logits, x, mu, logvar):
         raise NotImplementedError("Exercise: write `negative_elbo_from_distributions`")
     check_elbo_from_distributions(negative_elbo_from_distributions)
+    assert "Not attempted yet" in capsys.readouterr().out
+
+
+def free_bits_right(mu, logvar, floor):
+    """The reference answer of exercise 4."""
+    kl = 0.5 * (mu**2 + logvar.exp() - logvar - 1)
+    return kl.mean(0).clamp(min=floor).sum()
+
+
+def kl_of(mu, logvar):
+    return 0.5 * (mu**2 + logvar.exp() - logvar - 1)
+
+
+@pytest.mark.parametrize("answer", [
+    free_bits_right, free_bits_kl,
+    lambda mu, lv, f: torch.maximum(kl_of(mu, lv).mean(0), torch.tensor(f, dtype=mu.dtype)).sum(),
+    lambda mu, lv, f: free_bits_right(mu.float(), lv.float(), f),                   # float32
+])
+def test_free_bits_check_accepts_right_answers(answer, capsys):
+    check_free_bits(answer)
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda mu, lv, f: kl_of(mu, lv).clamp(min=f).mean(0).sum(), "KL of each image"),
+    (lambda mu, lv, f: kl_of(mu, lv).sum(1).mean().clamp(min=f), "applied to the total"),
+    (lambda mu, lv, f: kl_of(mu, lv).mean(0).clamp(max=f).sum(), "min\\(floor"),
+    (lambda mu, lv, f: kl_of(mu, lv).mean(0).sum(), "floor is missing"),
+    (lambda mu, lv, f: kl_of(mu, lv).sum(0).clamp(min=f).sum(), "summed over the batch"),
+    (lambda mu, lv, f: kl_of(mu, lv).mean(0).clamp(min=f).mean(), "averaged over the latent"),
+    (lambda mu, lv, f: torch.tensor(free_bits_right(mu, lv, f).item()), "not connected"),
+    (lambda mu, lv, f: kl_of(mu, lv).mean(0).clamp(min=f), "expected shape \\[\\]"),
+    (lambda mu, lv, f: free_bits_right(mu, lv, f) + 1.0, "per dimension j"),
+    (lambda mu, lv, f: (kl_of(mu, lv).mean(0) + (f - kl_of(mu, lv).mean(0)).clamp(min=0).detach()
+                        ).sum(), "cut it"),               # the floor's value, not its gradient
+    (lambda mu, lv, f: mu.sum() * 0 + sum(max(f, k) for k in kl_of(mu, lv).mean(0).tolist()),
+     "usual gradient"),
+])
+def test_free_bits_check_rejects(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_free_bits(wrong)
+
+
+def test_free_bits_check_reports_an_unwritten_stub(capsys):
+    def free_bits_term(mu, logvar, floor):
+        raise NotImplementedError("Exercise: write `free_bits_term`")
+    check_free_bits(free_bits_term)
     assert "Not attempted yet" in capsys.readouterr().out

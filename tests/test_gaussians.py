@@ -7,7 +7,7 @@ from torch.distributions import kl_divergence as torch_kl
 
 from companion.gaussians import (MonteCarloEstimate, ellipse, full_gaussian_log_density,
                                  gaussian_kl, gaussian_log_density, kl_divergence, kl_monte_carlo,
-                                 sample_gaussian)
+                                 kl_per_dimension, sample_gaussian)
 
 G = torch.Generator().manual_seed(0)
 MU = torch.randn(4, 3, generator=G, dtype=torch.float64)
@@ -120,3 +120,12 @@ def test_ellipse_lies_on_the_contour():
     d = xy - mean[0].reshape(2, 1)
     mahalanobis = (d * torch.linalg.solve(cov[0], d)).sum(0)
     assert xy.shape == (2, 50) and torch.allclose(mahalanobis, torch.full((50,), 4.0, dtype=torch.float64))
+
+
+def test_kl_per_dimension_matches_torch_distributions_one_dimension_at_a_time():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    q = Normal(mu, (0.5 * logvar).exp())
+    want = torch_kl(q, Normal(0.0, 1.0))                                   # [5, 3]
+    assert torch.allclose(kl_per_dimension(mu, logvar), want, atol=1e-6)
+    assert torch.allclose(kl_divergence(mu, logvar), want.sum(1), atol=1e-6)

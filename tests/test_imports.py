@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "companion"
 LAYERS = [
     ["companion.settings"],
     ["companion", "companion.data"],
-    ["companion.gaussians"],
+    ["companion.gaussians", "companion.mixture"],
     ["companion.models"],
     ["companion.losses"],
     ["companion.training"],

@@ -111,8 +111,10 @@ def test_importing_the_package_registers_every_architecture():
     code = ("import companion.models as m; "
             "print(' '.join(sorted(m.MODELS)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == sorted(["Autoencoder", "MLPVAE", "SimpleConvVAE",
-                                         "BatchNormConvVAE", "BADConvVAE", "ConvVAE"])
+    assert out.stdout.split() == sorted(["Autoencoder", "MLPVAE", "DeepMLPVAE", "SimpleConvVAE",
+                                         "BatchNormConvVAE", "BADConvVAE", "ConvVAE",
+                                         "AutoregressiveVAE", "ConditionalVAE",
+                                         "DigitClassifier", "GaussianConvVAE", "VQVAE"])
 
 
 def test_config_records_the_arguments_given_and_the_defaults():
@@ -132,9 +134,22 @@ def test_a_subclass_records_its_own_description():
 
 
 EXAMPLES = {"Autoencoder": dict(latent_dim=3, hidden=16), "MLPVAE": dict(latent_dim=3, hidden=16),
+            "DeepMLPVAE": dict(latent_dim=3, hidden=(16, 8), image_size=20),
             "SimpleConvVAE": dict(latent_dim=3), "BatchNormConvVAE": dict(latent_dim=3, width=4),
             "BADConvVAE": dict(latent_dim=3, dropout=0.25, upsample=True),
-            "ConvVAE": dict(latent_dim=3, channels=(4, 8))}
+            "ConvVAE": dict(latent_dim=3, channels=(4, 8)),
+            "AutoregressiveVAE": dict(latent_dim=3, hidden=16),
+            "ConditionalVAE": dict(latent_dim=3, hidden=16),
+            "DigitClassifier": dict(channels=(4, 8), features=8),
+            "GaussianConvVAE": dict(latent_dim=3, channels=(4, 8)),
+            "VQVAE": dict(codes=8, code_dim=4, channels=(4, 8))}
+
+
+def _inputs(name: str) -> tuple[torch.Tensor, ...]:
+    """A batch of two images for model `name` (and their labels, for a conditional model)."""
+    size = EXAMPLES[name].get("image_size", 28)
+    x = torch.rand(2, 1, size, size, generator=torch.Generator().manual_seed(1)).round()
+    return (x, torch.tensor([3, 7])) if name == "ConditionalVAE" else (x,)
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
@@ -144,11 +159,29 @@ def test_every_registered_model_round_trips_through_save_and_load(name, tmp_path
     path = checkpoints.save(model, tmp_path / f"{name}.pt")
     loaded, _ = checkpoints.load(path, device="cpu")
     assert type(loaded) is type(model) and loaded.describe() == model.describe()
-    z = torch.randn(2, 3)
-    assert torch.equal(loaded.decode(z), model.decode(z))
+    outputs = []
+    for m in (model, loaded):
+        torch.manual_seed(2)   # the same noise for a VAE's z
+        out = m(*_inputs(name))
+        outputs.append(out if isinstance(out, tuple) else (out,))
+    assert all(torch.equal(a, b) for a, b in zip(*outputs))
     checkpoints.load(path, build(json.loads(json.dumps(model.describe()))), device="cpu")
 
 
 def test_the_examples_cover_every_course_model():
     course = {name for name, cls in MODELS.items() if cls.__module__.startswith("companion.")}
     assert course == set(EXAMPLES)
+
+
+def test_deep_mlp_vae_takes_any_square_size_and_names_the_one_it_needs():
+    from companion.models.mlp import DeepMLPVAE
+    model = DeepMLPVAE(latent_dim=6, hidden=(64, 32, 16), image_size=32)
+    logits, mu, logvar = model(torch.rand(5, 1, 32, 32))
+    assert logits.shape == (5, 1, 32, 32) and mu.shape == logvar.shape == (5, 6)
+    assert [m.out_features for m in model.body.modules() if isinstance(m, nn.Linear)] == [64, 32, 16]
+    assert model.code(torch.rand(5, 1024)).shape == (5, 6)
+    twin = build(json.loads(json.dumps(model.describe())))
+    assert twin.describe() == model.describe() == {"model": "DeepMLPVAE", "latent_dim": 6,
+                                                   "hidden": [64, 32, 16], "image_size": 32}
+    with pytest.raises(ValueError, match=r"image_size=28"):
+        model.encode(torch.rand(5, 1, 28, 28))

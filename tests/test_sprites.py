@@ -94,3 +94,19 @@ def test_sprites_stay_inside_the_canvas(size):
     images = render(corners, grid, size)[:, 0]
     border = images[:, 0].sum() + images[:, -1].sum() + images[:, :, 0].sum() + images[:, :, -1].sum()
     assert border == 0
+
+
+def test_at_32_pixels_the_smallest_shapes_and_their_turns_stay_apart():
+    grid = SpriteGrid(scales=6, orientations=10, positions=16)
+    small = render(torch.tensor([[s, 0, a, 8, 8] for s in range(3) for a in (0, 1)]), grid, 32)
+    square, diamond, ellipse, turned, heart, tilted = small[:, 0]
+    for a, b in [(square, ellipse), (ellipse, heart), (square, heart),
+                 (square, diamond), (ellipse, turned), (heart, tilted)]:
+        assert (a != b).sum() >= 6                  # several pixels apart even at scale 0.5
+
+
+def test_mig_of_the_factors_themselves_is_one_on_the_32_pixel_grid():
+    from companion.evaluation.disentanglement import mig
+    data = make(5000, size=32, grid=SpriteGrid(scales=6, orientations=10, positions=16), seed=1,
+                device="cpu")
+    assert mig(data.factors.float(), data.factors).score > 0.99   # 20 bins hold every value

@@ -308,3 +308,38 @@ def test_make_optimizer_uses_the_fused_kernel_where_there_is_one():
     major, minor = (int(part) for part in torch.__version__.split(".")[:2])
     fused_on_cpu = (major, minor) >= (2, 4)   # torch 2.4 added the fused CPU kernel
     assert bool(make_optimizer(MLPVAE(2)).defaults["fused"]) == fused_on_cpu
+
+
+# -- the total-correlation penalty (beta-TCVAE) -------------------------------------------------
+
+def test_tc_weight_adds_the_total_correlation_of_a_fresh_sample():
+    from companion.losses import total_correlation
+    torch.manual_seed(0)
+    model, x = MLPVAE(3), random_images(64).images
+    torch.manual_seed(1)
+    plain = loss_parts(model, x)
+    torch.manual_seed(1)
+    penalised = loss_parts(model, x, tc_weight=4.0)
+    torch.manual_seed(1)
+    mu, logvar = model.encode(x)
+    torch.randn_like(mu)                                         # the decoder's sample
+    z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)         # the penalty's sample
+    tc = total_correlation(z, mu, logvar).mean()
+    assert torch.equal(penalised.reconstruction, plain.reconstruction)
+    assert torch.equal(penalised.kl, plain.kl)
+    assert torch.allclose(penalised.total, plain.total + 4.0 * tc)
+
+
+def test_fit_with_tc_weight_trains_and_gets_its_own_cache_key(mnist):
+    train, _ = mnist
+    torch.manual_seed(0)
+    model = MLPVAE(4)
+    history = fit(model, train, epochs=2, batch_size=64, tc_weight=5.0, progress=False)
+    assert history.loss[-1] < history.loss[0]
+    torch.manual_seed(0)
+    plain = MLPVAE(4)
+    fit(plain, train, epochs=2, batch_size=64, progress=False)
+    assert not same(weights(model), weights(plain))
+    key = checkpoints.cache_key(model, train, None, {"epochs": 2})
+    assert key == checkpoints.cache_key(model, train, None, {"epochs": 2, "tc_weight": 0.0})
+    assert key != checkpoints.cache_key(model, train, None, {"epochs": 2, "tc_weight": 5.0})

@@ -1,4 +1,5 @@
-"""Self-checks for the exercises of notebook 06 (beta-VAE and measured disentanglement)."""
+"""Self-checks for the exercises of notebook 06 (beta-VAE, measured disentanglement, total
+correlation)."""
 from __future__ import annotations
 
 import math
@@ -105,3 +106,55 @@ def check_coordinate_for(coordinate_for_fn: Callable[..., int | None]) -> None:
            f"{got}: no coordinate holds the factor")
     passed("a coordinate holds a factor only if the decoder can use it (KL above the "
            "threshold); among those, the largest MI decides.")
+
+
+def _reference_tc(cov: torch.Tensor) -> float:
+    """Total correlation of N(0, cov) in nats: (sum_j log cov_jj - log det cov) / 2."""
+    return 0.5 * float(cov.diagonal().log().sum() - torch.logdet(cov))
+
+
+@self_check
+def check_gaussian_total_correlation(tc_fn: Callable[[torch.Tensor], float]) -> None:
+    """Exercise 3: the total correlation of a Gaussian N(0, cov), in nats."""
+    rho = 0.8
+    unit = torch.tensor([[1.0, rho], [rho, 1.0]], dtype=torch.float64)
+    scaled = torch.diag(torch.tensor([3.0, 0.1], dtype=torch.float64))
+    scaled = scaled @ unit @ scaled                      # same correlation, other variances
+    block = torch.eye(3, dtype=torch.float64) * 2.0
+    block[0, 2] = block[2, 0] = 1.5
+
+    def ask(cov: torch.Tensor) -> float:
+        given = cov.clone()
+        got = tc_fn(given)
+        expect(torch.equal(given, cov), "your function changed cov in place; work on a copy")
+        got = float(got.item() if isinstance(got, torch.Tensor) else got)
+        expect(math.isfinite(got), f"your function returned {got}: the log of a variance or of "
+               "det(cov) went wrong. Every variance and det(cov) is positive here.")
+        return got
+
+    got = ask(torch.diag(torch.tensor([0.5, 2.0, 4.0], dtype=torch.float64)))
+    expect(abs(got) < 1e-6, f"for a diagonal covariance you returned {got:.4f}: independent "
+           "coordinates have a total correlation of exactly 0")
+    want = _reference_tc(unit)
+    got = ask(unit)
+    expect(not math.isclose(got, -want, rel_tol=1e-4), "your value is negative: TC is a KL "
+           "divergence, never below 0. It is log of the product of the variances minus log det(cov)")
+    expect(not math.isclose(got, 2 * want, rel_tol=1e-4), "your value is twice the answer: the "
+           "factor 1/2 in front of the difference of the logs is missing")
+    expect(not math.isclose(got, want / math.log(2), rel_tol=1e-4),
+           "your value is in bits (log base 2); the course counts nats")
+    expect(math.isclose(got, want, rel_tol=1e-4), f"for correlation 0.8 between two unit "
+           f"variances you returned {got:.4f}; expected -log(1 - 0.8^2) / 2 = {want:.4f}")
+    got = ask(scaled)
+    expect(not math.isclose(got, -0.5 * float(torch.logdet(scaled)), rel_tol=1e-4),
+           "with variances other than 1 your value changes: you left out the marginals, the "
+           "sum of the logs of the diagonal of cov")
+    expect(math.isclose(got, want, rel_tol=1e-4), f"rescaling the coordinates changed your "
+           f"answer to {got:.4f}; TC does not depend on the units of each coordinate "
+           f"(expected {want:.4f})")
+    got = ask(block)
+    expect(math.isclose(got, _reference_tc(block), rel_tol=1e-4), f"for a 3 x 3 covariance you "
+           f"returned {got:.4f}; expected {_reference_tc(block):.4f}. Sum the logs of all "
+           "diagonal entries, and use the log det of the whole matrix")
+    passed("TC is zero for independent coordinates, ignores the units of each coordinate, and "
+           "counts, in nats, what the coordinates share.")

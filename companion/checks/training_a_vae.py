@@ -1,8 +1,9 @@
 """Self-checks for the exercises of notebook 05 (training and evaluating a VAE).
 
 Exercise 1 asks for the IWAE bound from a table of log importance weights; exercise 2 for
-the negative ELBO of a batch built from torch.distributions objects. Each check compares
-with a reference computed here and names the usual mistake when the answer is wrong.
+the negative ELBO of a batch built from torch.distributions objects; exercise 4 for the KL
+term with free bits. Each check compares with a reference computed here and names the usual
+mistake when the answer is wrong.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import torch
 
 from companion.checks import (ExerciseError, as_double, close, expect, passed, self_check,
                               unwritten)
-from companion.gaussians import kl_divergence
-from companion.losses import bernoulli_nll
+from companion.gaussians import kl_divergence, kl_per_dimension
+from companion.losses import bernoulli_nll, free_bits_kl
 
 
 @self_check
@@ -126,3 +127,61 @@ def check_elbo_from_distributions(negative_elbo: Callable[..., torch.Tensor]) ->
            "encoder (sigma < 1): check how you turn logvar into the scale, exp(0.5 * logvar)")
     passed("-ELBO = mean over the batch of [-sum_pixels log p(x|z) + sum_dims KL(q || p)], "
            "from torch.distributions.")
+
+
+def _free_bits_inputs(seed: int):
+    """mu, logvar [32, 6] in float64: dimensions 0-2 near the prior, 3-5 far from it."""
+    g = torch.Generator().manual_seed(seed)
+    spread = torch.tensor([0.05, 0.1, 0.2, 1.5, 2.0, 2.5], dtype=torch.float64)
+    mu = torch.randn(32, 6, generator=g, dtype=torch.float64) * spread
+    logvar = -spread + 0.1 * torch.randn(32, 6, generator=g, dtype=torch.float64)
+    return mu.requires_grad_(), logvar.requires_grad_()
+
+
+@self_check
+def check_free_bits(free_bits_term: Callable[..., torch.Tensor]) -> None:
+    """Exercise 4: free_bits_term(mu, logvar [N, L], floor) -> sum_j max(floor, batch-mean KL_j)."""
+    mu, logvar = _free_bits_inputs(11)
+    floor = 0.5
+    with torch.no_grad():
+        kl = kl_per_dimension(mu, logvar)                                 # [N, L]
+        want = free_bits_kl(mu, logvar, floor)
+        mistakes = [
+            (kl.clamp(min=floor).mean(0).sum(), "you floored the KL of each image; free bits "
+             "floor each dimension's KL averaged over the batch: average first, then the max"),
+            (kl.mean(0).clamp(max=floor).sum(), "that is min(floor, KL_j): a floor is the max, "
+             "so a dimension never pays less than the floor"),
+            (kl.mean(0).sum(), "that is the plain KL term: the floor is missing, or applied "
+             "to the total. Replace each dimension's KL by max(floor, KL_j), then sum over j"),
+            (kl.sum(0).clamp(min=floor).sum(), "you summed over the batch; average the KL of "
+             "each dimension over the batch"),
+            (kl.mean(0).clamp(min=floor).mean(), "you averaged over the latent dimensions; sum "
+             "them, as in the KL term itself"),
+        ]
+    try:
+        out = free_bits_term(mu, logvar, floor)
+    except Exception as err:
+        if isinstance(err, ExerciseError) or unwritten(err):
+            raise
+        raise ExerciseError(f"Calling your function raised {type(err).__name__}: {err}\n"
+                            "It gets mu and logvar of shape [N, L] and the floor, a number."
+                            ) from err
+    expect(isinstance(out, torch.Tensor) and out.requires_grad, "the result is not connected to "
+           "mu and logvar, so no gradient could train the encoder: use torch operations only "
+           "(torch.clamp or torch.maximum, no .item(), no max() of Python floats)")
+    value = as_double(out, (), "one number, the KL term of the whole batch")
+    for wrong, hint in mistakes:
+        expect(not close(value, wrong), hint)
+    expect(close(value, want), "per dimension j: KL_j = 0.5 * (mu^2 + exp(logvar) - logvar - 1) "
+           "averaged over the batch (dimension 0); then sum over j of max(floor, KL_j)")
+    got = torch.autograd.grad(out, (mu, logvar), allow_unused=True)
+    got = [torch.zeros_like(t) if g is None else g.double() for g, t in zip(got, (mu, logvar))]
+    want_grad = torch.autograd.grad(free_bits_kl(mu, logvar, floor), (mu, logvar))
+    expect(all(float(g[:, :3].abs().max()) == 0 for g in got),
+           "the value is right, but dimensions below the floor still get a gradient: the floor "
+           "must cut it (torch.clamp(kl, min=floor) does)")
+    expect(all(close(g[:, 3:], w[:, 3:]) for g, w in zip(got, want_grad)),
+           "the value is right, but dimensions above the floor do not get the KL's usual "
+           "gradient: compute the result from mu and logvar with torch operations")
+    passed("free bits = sum over dimensions of max(floor, KL_j averaged over the batch); below "
+           "the floor the KL term gives no gradient.")

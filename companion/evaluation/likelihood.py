@@ -65,6 +65,9 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
 
 def _prior_log_weights(model, x, n_samples, generator, chunk) -> torch.Tensor:
     """log p(x|z) for n_samples codes z ~ N(0, I) shared by every image: [S, N]."""
+    if getattr(model, "decoder_reads_image", False):
+        raise ValueError(f"{type(model).__name__}'s decoder scores one image per code, so codes "
+                         "shared by every image save nothing: use proposal='encoder'.")
     z = torch.randn(n_samples, model.latent_dim, generator=generator).to(x.device)   # [S, L]
     return torch.cat([bernoulli_log_likelihood(model.decode(part), x) for part in z.split(chunk)])
 
@@ -83,7 +86,8 @@ def _encoder_log_weights(model, x, n_samples, generator, chunk, q) -> torch.Tens
         z = mu + std * eps                                           # [c, N, L]
         log_q = gaussian_log_density(z, mu, logvar).sum(-1)          # [c, N]
         log_prior = gaussian_log_density(z, zero, zero).sum(-1)      # [c, N]
-        logits = model.decode(z.flatten(0, 1)).float()               # [c*N, 1, 28, 28]
+        image = (x.repeat(c, 1, 1, 1),) if getattr(model, "decoder_reads_image", False) else ()
+        logits = model.decode(z.flatten(0, 1), *image).float()       # [c*N, 1, 28, 28]
         log_lik = -bernoulli_nll(logits, target.repeat(c, 1).view_as(logits)).view(c, len(x))
         out.append(log_lik + log_prior - log_q)
     return torch.cat(out)

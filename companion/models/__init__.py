@@ -3,13 +3,24 @@
     base             the shared interface (code, reconstruct, is_vae, describe/build), eval_mode
     mlp              Autoencoder and MLPVAE: fully connected, one hidden layer each way
     conv             the convolutional VAEs of the sources and the course's ConvVAE
+    gaussian         GaussianConvVAE: the ConvVAE with a Gaussian decoder that learns sigma
+    vq               VQVAE: a codebook, the nearest code, the straight-through gradient
     linear_gaussian  probabilistic PCA: a latent-variable model solvable in closed form
+    autoregressive   AutoregressiveVAE: an MLP encoder and a MADE decoder that sees z
+    conditional      ConditionalVAE: encoder and decoder both see the one-hot label
+    classifier       DigitClassifier: a small conv net that judges generated images
 """
 from companion.models.base import (IMAGE_SHAPE, MODELS, VAE, Model, build, check_images,
                                    eval_mode)
+from companion.models.autoregressive import AutoregressiveVAE
+from companion.models.classifier import DigitClassifier
+from companion.models.conditional import ConditionalVAE
 from companion.models.conv import LR, BADConvVAE, BatchNormConvVAE, ConvVAE, SimpleConvVAE
+from companion.models.gaussian import GaussianConvVAE
 from companion.models.mlp import MLPVAE, Autoencoder
+from companion.models.vq import VQVAE
 
 __all__ = ["IMAGE_SHAPE", "MODELS", "VAE", "Model", "build", "check_images", "eval_mode",
            "LR", "BADConvVAE", "BatchNormConvVAE", "ConvVAE", "SimpleConvVAE",
-           "MLPVAE", "Autoencoder"]
+           "MLPVAE", "Autoencoder", "AutoregressiveVAE", "GaussianConvVAE", "VQVAE",
+           "ConditionalVAE", "DigitClassifier"]

@@ -1,0 +1,146 @@
+"""A yardstick for generated images: a classifier's view of them, and a Frechet distance.
+
+    classifier = train_classifier(train, test, epochs=3)     # cached like every model
+    yardstick = Yardstick(classifier, real_images)           # statistics of the real images
+    yardstick.score(images)                                  # SampleScore: frechet, confidence...
+    yardstick.score(images, labels)                          # ... and accuracy of asked-for labels
+
+The Frechet distance compares two sets of images through the classifier's penultimate
+features: each set's features are summarised by a Gaussian N(m, C), and
+
+    FD = |m1 - m2|^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2),
+
+the squared 2-Wasserstein distance between the two Gaussians. 0 means the same statistics.
+With a small classifier trained on the dataset itself, this is an "FID for MNIST" (or for
+Fashion-MNIST): its numbers are on their own scale, not comparable with Inception-FID numbers
+published for natural images. The estimate grows as the sets shrink, so compare sets of the
+same size only; two halves of the real test set give the floor.
+
+References: Heusel et al. 2017 (arXiv:1706.08500) for the FID; Dowson & Landau 1982 for the
+Frechet distance between Gaussians.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from companion.checkpoints import train_or_load
+from companion.data import ImageSet
+from companion.models import eval_mode
+from companion.models.classifier import DigitClassifier
+
+
+def sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
+    """The symmetric square root S of a symmetric positive semi-definite matrix (S @ S = matrix).
+
+    Through the eigendecomposition, in float64; eigenvalues that rounding pushed below 0 count
+    as 0.
+    """
+    values, vectors = torch.linalg.eigh(matrix.double())
+    return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
+
+
+def frechet_gaussians(mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor,
+                      cov2: torch.Tensor) -> float:
+    """|m1 - m2|^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2) for two Gaussians in D dimensions."""
+    mean1, cov1, mean2, cov2 = (t.double().cpu() for t in (mean1, cov1, mean2, cov2))
+    root1 = sqrtm_psd(cov1)
+    middle = root1 @ cov2 @ root1                          # symmetric, same trace root as C1 C2
+    cross = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
+    return ((mean1 - mean2).pow(2).sum() + cov1.trace() + cov2.trace() - 2 * cross).item()
+
+
+def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean [D] and covariance [D, D] of features [N, D], in float64."""
+    if len(features) < 2:
+        raise ValueError(f"A covariance needs at least 2 images; got {len(features)}.")
+    features = features.double().cpu()
+    return features.mean(0), torch.cov(features.T)
+
+
+def frechet_distance(features1: torch.Tensor, features2: torch.Tensor) -> float:
+    """The Frechet distance between the Gaussians fitted to two sets of features [N, D]."""
+    return frechet_gaussians(*feature_statistics(features1), *feature_statistics(features2))
+
+
+def check_pixels(images: torch.Tensor) -> None:
+    """Raise a ValueError that says what to do when images are not pixel values in [0, 1]."""
+    low, high = images.min().item(), images.max().item()
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"The yardstick scores pixel values in [0, 1], but these range from {low:.3g} to "
+            f"{high:.3g}. A decoder returns logits: pass torch.sigmoid(model.decode(z)).")
+
+
+@torch.no_grad()
+def classify(classifier, images: torch.Tensor, batch_size: int = 1000
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The features [N, D] and class probabilities [N, K] of images, on the CPU.
+
+    classifier: a DigitClassifier, or any model with `features(x)` and `head(features)`.
+    """
+    check_pixels(images)
+    device = next(classifier.parameters()).device
+    features, probs = [], []
+    with eval_mode(classifier):
+        for batch in images.split(batch_size):
+            h = classifier.features(batch.to(device))
+            features.append(h.float().cpu())
+            probs.append(torch.softmax(classifier.head(h).float(), dim=1).cpu())
+    return torch.cat(features), torch.cat(probs)
+
+
+def accuracy(classifier, data: ImageSet) -> float:
+    """The fraction of data the classifier labels correctly."""
+    _, probs = classify(classifier, data.images)
+    return (probs.argmax(1) == data.labels.cpu()).float().mean().item()
+
+
+def train_classifier(train: ImageSet, test: ImageSet | None = None, epochs: int = 3,
+                     lr: float = 3e-3, seed: int = 0, **model_kwargs) -> DigitClassifier:
+    """A DigitClassifier for train's classes, trained with `fit` (or loaded from the cache).
+
+    The defaults reach about 98.5 % test accuracy on MNIST in 3 epochs.
+    """
+    torch.manual_seed(seed)
+    classifier = DigitClassifier(num_classes=len(train.classes), **model_kwargs)
+    train_or_load(classifier.to(train.images.device), train, test, epochs=epochs, lr=lr,
+                  seed=seed, progress=False)
+    return classifier
+
+
+@dataclass
+class SampleScore:
+    """What the yardstick says about one set of n images."""
+    n: int
+    frechet: float                # Frechet distance to the real images' features
+    confidence: float             # mean probability of the class the classifier picks
+    fractions: torch.Tensor       # [K] fraction of images assigned to each class
+    accuracy: float | None = None  # fraction labelled as asked (when labels were given)
+
+    def __str__(self) -> str:
+        asked = "" if self.accuracy is None else f"  accuracy {self.accuracy:6.1%}"
+        return (f"FD {self.frechet:7.2f}  confidence {self.confidence:6.1%}  "
+                f"rarest class {self.fractions.min().item():5.1%}{asked}  (n = {self.n})")
+
+
+class Yardstick:
+    """Scores sets of images against the feature statistics of a reference set of real images."""
+
+    def __init__(self, classifier, reference: torch.Tensor, batch_size: int = 1000):
+        self.classifier, self.batch_size = classifier, batch_size
+        features, _ = classify(classifier, reference, batch_size)
+        self.mean, self.cov = feature_statistics(features)
+
+    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> SampleScore:
+        """The FD to the reference, the confidence and the class fractions (and accuracy)."""
+        features, probs = classify(self.classifier, images, self.batch_size)
+        predicted = probs.argmax(1)
+        fractions = torch.bincount(predicted, minlength=probs.shape[1]).float() / len(predicted)
+        asked = None
+        if labels is not None:
+            asked = (predicted == labels.cpu()).float().mean().item()
+        return SampleScore(len(images), frechet_gaussians(*feature_statistics(features),
+                                                          self.mean, self.cov),
+                           probs.max(1).values.mean().item(), fractions, asked)

@@ -1,0 +1,145 @@
+"""Gaussian decoders: the NLL against torch.distributions, fixed sigma as a weighted squared
+error, and the conv VAE that learns sigma (shared or per pixel, with a floor)."""
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal
+
+from companion import checkpoints
+from companion.data import ImageSet
+from companion.gaussians import kl_divergence
+from companion.losses import elbo_loss, gaussian_nll, squared_error
+from companion.models import GaussianConvVAE, build
+from companion.training import fit, loss_parts
+
+torch.manual_seed(0)
+LOGITS = torch.randn(6, 1, 28, 28) * 3
+X = torch.rand(6, 1, 28, 28)
+MU, LOGVAR = torch.randn(6, 5), torch.randn(6, 5)
+
+
+def normal_nll(log_sigma: torch.Tensor) -> torch.Tensor:
+    return -Normal(torch.sigmoid(LOGITS), log_sigma.exp()).log_prob(X).flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("log_sigma", [torch.tensor(-1.7), torch.randn(1, 28, 28)])
+def test_gaussian_nll_with_a_learned_sigma_matches_torch_distributions(log_sigma):
+    assert torch.allclose(gaussian_nll(LOGITS, X, log_sigma=log_sigma), normal_nll(log_sigma),
+                          rtol=1e-5)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 0.3, 0.05])
+def test_fixed_sigma_is_squared_error_over_two_sigma_squared_plus_a_constant(sigma):
+    logits = LOGITS.clone().requires_grad_()
+    nll = gaussian_nll(logits, X, sigma)
+    weighted = squared_error(logits, X) / (2 * sigma**2)
+    constant = 784 * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
+    assert torch.allclose(nll, weighted + constant, rtol=1e-5)
+    grad_nll, = torch.autograd.grad(nll.sum(), logits)
+    grad_weighted, = torch.autograd.grad(weighted.sum(), logits)
+    assert torch.allclose(grad_nll, grad_weighted, rtol=1e-4, atol=1e-7)
+
+
+def test_fixed_sigma_elbo_is_the_mse_elbo_with_beta_two_sigma_squared():
+    sigma = 0.2
+    logits, mu = LOGITS.clone().requires_grad_(), MU.clone().requires_grad_()
+    gaussian = gaussian_nll(logits, X, sigma).mean() + kl_divergence(mu, LOGVAR).mean()
+    mse = elbo_loss(logits, X, mu, LOGVAR, beta=2 * sigma**2, likelihood="mse").total
+    grads_g = torch.autograd.grad(gaussian, (logits, mu))
+    grads_m = torch.autograd.grad(mse, (logits, mu))
+    for g, m in zip(grads_g, grads_m):            # same direction, scaled by 1 / (2 sigma^2)
+        assert torch.allclose(g, m / (2 * sigma**2), rtol=1e-4, atol=1e-7)
+
+
+def test_the_best_shared_sigma_is_the_root_mean_squared_error():
+    best = 0.5 * (torch.sigmoid(LOGITS) - X).pow(2).mean().log()     # log of the RMSE
+    log_sigma = best.clone().requires_grad_()
+    grad, = torch.autograd.grad(gaussian_nll(LOGITS, X, log_sigma=log_sigma).sum(), log_sigma)
+    assert abs(grad.item()) < 1e-2
+    assert (gaussian_nll(LOGITS, X, log_sigma=best) < gaussian_nll(LOGITS, X, log_sigma=best + 0.1)).all()
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0])
+def test_gaussian_nll_refuses_a_sigma_that_is_not_positive(sigma):
+    with pytest.raises(ValueError, match="use a number > 0"):
+        gaussian_nll(LOGITS, X, sigma)
+
+
+def test_elbo_loss_with_a_learned_sigma_needs_the_gaussian_likelihood():
+    parts = elbo_loss(LOGITS, X, MU, LOGVAR, likelihood="gaussian", log_sigma=torch.tensor(-2.0))
+    assert torch.isclose(parts.reconstruction, normal_nll(torch.tensor(-2.0)).mean())
+    with pytest.raises(ValueError, match='pass likelihood="gaussian"'):
+        elbo_loss(LOGITS, X, MU, LOGVAR, likelihood="bernoulli", log_sigma=torch.tensor(-2.0))
+
+
+def test_a_shared_sigma_is_one_number_with_a_floor():
+    model = GaussianConvVAE(latent_dim=4, sigma="shared", min_sigma=0.05)
+    logits, log_sigma = model.decode_with_sigma(torch.zeros(3, 4))
+    assert logits.shape == (3, 1, 28, 28) and log_sigma.shape == () and log_sigma == 0  # sigma 1
+    with torch.no_grad():
+        model.shared_log_sigma.fill_(-10.0)
+    assert model.decode_with_sigma(torch.zeros(3, 4))[1].item() == pytest.approx(math.log(0.05))
+    assert torch.equal(model.decode(torch.zeros(3, 4)), logits)
+
+
+def test_a_sigma_per_pixel_comes_from_the_decoder_and_is_floored():
+    torch.manual_seed(0)
+    free = GaussianConvVAE(latent_dim=4, sigma="pixel")
+    floored = GaussianConvVAE(latent_dim=4, sigma="pixel", min_sigma=0.5)
+    floored.load_state_dict(free.state_dict())
+    z = torch.randn(3, 4) * 5
+    logits, log_sigma = free.decode_with_sigma(z)
+    assert logits.shape == log_sigma.shape == (3, 1, 28, 28)
+    assert not torch.allclose(log_sigma[0], log_sigma[1])             # depends on z
+    assert log_sigma.min() < math.log(0.5)                            # untrained: below 0.5 somewhere
+    assert torch.equal(floored.decode_with_sigma(z)[1], log_sigma.clamp(min=math.log(0.5)))
+    assert torch.equal(free.decode(z), logits)
+    for model in (free, floored):
+        assert build(model.describe()).describe() == model.describe()
+
+
+@pytest.mark.parametrize("kwargs, message", [({"sigma": "image"}, "sigma must be one of"),
+                                             ({"min_sigma": -0.1}, "min_sigma"),
+                                             ({"min_sigma": 1.0}, "min_sigma")])
+def test_learned_sigma_model_refuses_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GaussianConvVAE(**kwargs)
+
+
+def test_loss_parts_uses_the_models_sigma_and_trains_it():
+    torch.manual_seed(0)
+    model = GaussianConvVAE(latent_dim=4, sigma="pixel")
+    torch.manual_seed(1)
+    logits, mu, logvar, log_sigma = model(X)
+    torch.manual_seed(1)
+    parts = loss_parts(model, X, likelihood="gaussian")
+    expected = gaussian_nll(logits, X, log_sigma=log_sigma).mean()
+    assert torch.isclose(parts.reconstruction, expected)
+    assert torch.isclose(parts.kl, kl_divergence(mu, logvar).mean())
+    parts.total.backward()
+    assert model.decoder[-1].weight.grad[:, 1].abs().sum() > 0       # the sigma channel learns
+
+
+def test_fit_shrinks_a_shared_sigma_and_refuses_the_bernoulli_likelihood():
+    torch.manual_seed(0)
+    data = ImageSet(torch.rand(128, 1, 28, 28) * 0.2, torch.zeros(128, dtype=torch.long),
+                    ("x",), "noise/train")
+    model = GaussianConvVAE(latent_dim=4, channels=(4, 8))
+    history = fit(model, data, epochs=2, lr=2e-2, batch_size=32, likelihood="gaussian",
+                  progress=False)
+    assert model.shared_log_sigma.item() < -0.05 and history.loss[-1] < history.loss[0]
+    with pytest.raises(ValueError, match='pass likelihood="gaussian"'):
+        fit(GaussianConvVAE(latent_dim=4), data, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("sigma", ["shared", "pixel"])
+def test_a_learned_sigma_model_round_trips_through_a_checkpoint(sigma, tmp_path):
+    torch.manual_seed(0)
+    model = GaussianConvVAE(latent_dim=3, channels=(4, 8), sigma=sigma, min_sigma=0.01).eval()
+    path = checkpoints.save(model, tmp_path / "g.pt")
+    loaded, _ = checkpoints.load(path, device="cpu")
+    z = torch.randn(2, 3)
+    assert loaded.describe() == model.describe()
+    for a, b in zip(loaded.decode_with_sigma(z), model.decode_with_sigma(z)):
+        assert torch.equal(a, b)
