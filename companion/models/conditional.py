@@ -9,6 +9,8 @@ The label enters as a one-hot vector appended to the flattened image (encoder) a
 say: the style (slant, thickness, width). Keeping z and changing y redraws the same style as
 another digit. `training.loss_parts` passes each batch's labels to a model with
 `is_conditional = True`; the loss is the ELBO of p(x | y), the same formula as for the MLPVAE.
+Every method that encodes or decodes (code, reconstruct, sample) takes the labels too, so
+helpers written for unconditional VAEs (`latent.encode_all`, for one) do not apply to it.
 
 Reference: Sohn, Lee & Yan 2015, "Learning Structured Output Representation using Deep
 Conditional Generative Models" (NeurIPS).
