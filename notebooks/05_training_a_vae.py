@@ -25,22 +25,25 @@
 #    samples.
 # 4. Save, reload and cache a trained model without losing its architecture.
 # 5. Estimate $\log p(x)$ with importance weighting (IWAE), see that it is tighter than the
-#    ELBO, and spot posterior collapse with and without KL warm-up.
+#    ELBO; then make an autoregressive decoder ignore $z$ (posterior collapse), see it in the
+#    KL of each dimension and in the reconstructions, and measure two cures.
 #
 # **Prerequisites:** 01 (autoencoders, `fit`), 02 (the ELBO), 03 (the reparameterization
 # trick), 04 (the KL term).
 #
-# **Time to run:** about 10 s in fast mode. In full mode about 10 minutes on a quiet 2-core CPU
-# the first time, when five VAEs train (most of it the 50-epoch model of section 6), and about
-# 70 s afterwards, when they load from the cache (most of it the likelihood estimates of
-# section 6, and about 15 s your own training loop of section 1, which is not cached).
+# **Time to run:** about 15 s in fast mode. In full mode about 11 minutes on a quiet 2-core CPU
+# the first time, when nine models train (the 50-epoch model of section 6 takes the largest
+# share), and about 100 s afterwards, when they load from the
+# cache (most of it the likelihood estimates of section 6, about 15 s your own training loop of
+# section 1, which is not cached, and a few seconds the pixel-by-pixel drawing of section 7).
 
 # %% [markdown]
-# ## Setup
+# ## Setup · core
 
 # %% tags=["nbval-ignore-output"]
 import math
 import tempfile
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -53,10 +56,11 @@ from companion import checkpoints, settings
 from companion.checks import training_a_vae as checks
 from companion.data import binarize, load, source_of, train_val_split
 from companion.evaluation.likelihood import binarized, importance_weighted
+from companion.gaussians import kl_per_dimension
 from companion.latent import encode_all, grid, nearest_distance
 from companion.latent_arithmetic import class_means, lerp
-from companion.losses import kl_divergence
-from companion.models import MLPVAE
+from companion.losses import bernoulli_nll, kl_divergence
+from companion.models import MLPVAE, AutoregressiveVAE
 from companion.plots import plot_history, scatter_latent, show_images, show_pairs
 from companion.training import evaluate, loss_parts
 
@@ -560,7 +564,7 @@ def kl_by_dimension(model, data) -> torch.Tensor:
     """KL(q(z_u|x) || N(0, 1)) of each latent dimension, averaged over data; [L]."""
     with torch.no_grad():
         mu, logvar = model.encode(data.images)
-    return (0.5 * (mu**2 + logvar.exp() - logvar - 1)).mean(0)
+    return kl_per_dimension(mu, logvar).mean(0)   # notebook 04's closed form, per dimension
 
 
 g = torch.Generator().manual_seed(1)
@@ -613,10 +617,10 @@ plt.show()
 # is cut. Per dimension,
 # $\mathrm{KL}_u \ge \tfrac12\,\mathbb E_x[\mu_u^2] \ge \tfrac12\,\mathrm{Var}_x(\mu_u)$,
 # so a dimension just above the variance threshold of 0.01 is only guaranteed 0.005 nats: the
-# two rules (variance of $\mu_u$, or KL) cut the tail at different places, and section 7 counts
-# both. The samples of $L = 20$ and $L = 128$ look alike, as the curves predict. The
-# nearest-test-image distance is a crude proxy: it favours the blurry, average-looking $L = 2$
-# samples, so read it next to the pictures, never alone.
+# two rules (variance of $\mu_u$, or KL) cut the tail at different places. The samples of
+# $L = 20$ and $L = 128$ look alike, as the curves predict. The nearest-test-image distance is
+# a crude proxy: it favours the blurry, average-looking $L = 2$ samples, so read it next to the
+# pictures, never alone.
 #
 # ## 5. Saving, loading and the train-or-load cache · deeper
 #
@@ -782,43 +786,289 @@ assert final.log_px.mean() > final.elbo.mean()   # sanity check of the code (Jen
 # test set (the ± is the standard error over those images; compare the subset's ELBO with the
 # whole test set's to see how typical it is), and a different random binarization of the test
 # set. It estimates an upper bound on $-\log p(x)$ of *this* model, up to Monte Carlo noise.
+
+# %% [markdown]
+# ## 7. Posterior collapse, shown and cured · deeper
 #
-# ## 7. Posterior collapse and KL warm-up · deeper
+# Section 4 found dimensions that a model leaves unused. **Posterior collapse** is the extreme
+# case: $q(z\mid x) = p(z)$ for every image, a KL of zero in every dimension, and a decoder
+# that ignores $z$. Nothing warns you: the loss is finite and falls as usual. At a large
+# enough β any decoder collapses (notebook 06 shows it at β = 32); at a mild β it takes a
+# decoder that can model the images without $z$. The MLP decoder cannot, since $z$ is all it
+# sees. An **autoregressive** decoder can: it predicts the pixels one at a time, in reading
+# order, each from $z$ *and the pixels before it*,
 #
-# Early in training the decoder is poor, and the cheapest way to lower the loss is to cut the
-# KL term: set $q(z_u\mid x) = \mathcal N(0, 1)$ for many dimensions $u$. Once a dimension is
-# switched off the decoder learns to ignore it, and it rarely comes back. This is
-# **posterior collapse**, here of individual units. **KL warm-up** (Bowman et al. 2016;
-# Sønderby et al. 2016) ramps $\beta$ from 0 to 1 over the first epochs, so the encoder can
-# first learn to use its dimensions. `fit(..., warmup_epochs=w)` does the ramp. The $L = 128$
-# model of section 4 was trained without warm-up; train its twin with warm-up over the first
-# half of training and count the active units of both.
+# $$
+# p(x\mid z) = \prod_{i=1}^{784} p(x_i \mid x_1, \dots, x_{i-1}, z).
+# $$
+#
+# `companion.models.AutoregressiveVAE` keeps the MLP encoder and uses a MADE (Germain et al.
+# 2015) as its decoder: an MLP from the image to 784 logits (one hidden layer of 500 units, and
+# direct pixel-to-logit weights) whose weights are multiplied by fixed 0/1 masks, so that logit
+# $i$ is computed from pixels $1, \dots, i-1$ only. $z$ enters the hidden layer without a mask.
+# Given the image, one pass returns all 784 logits (**teacher forcing**), and
+# $-\log p(x\mid z)$ is the same sum of binary cross-entropies as before, so `fit` and
+# `evaluate` need no change. Check the masks: flip one pixel and see which logits move.
+
+# %%
+torch.manual_seed(0)
+made = AutoregressiveVAE(latent_dim=20, hidden=500).to(device)   # untrained: the masks suffice
+x, z = test.images[:1], torch.randn(1, 20, device=device)
+flipped = x.clone()
+flipped.view(-1)[400] = 1 - flipped.view(-1)[400]                # flip pixel 400 (of 0..783)
+with torch.no_grad():
+    moved = (made.decode(z, x) != made.decode(z, flipped)).flatten()
+print(f"{int(moved.sum())} of 784 logits moved; the first is logit {int(moved.nonzero()[0])}")
+assert not moved[:401].any() and moved[401:].all()
+
+# %% [markdown]
+# Logits 0 to 400 stay put: none of them may see pixel 400. Every later one moves.
+#
+# **Does this decoder need $z$?** Train it with the plain ELBO ($\beta = 1$) and with
+# $\beta = 3$, a mild extra pull toward the prior (notebook 06 goes up to $\beta = 32$). For
+# comparison, train the MLP VAE of section 4 with $\beta = 3$ as well. All have $L = 20$ and
+# train for four epochs, with the settings of section 1 otherwise. The table gives the test
+# $-$ELBO at $\beta = 1$ (reconstruction + KL), whatever $\beta$ a model trained with, the
+# active units of section 4 ($\mathrm{Var}_x\,\mu_u(x) > 0.01$) and the KL of each dimension.
+
+# %%
+COLLAPSE_FIT = dict(FIT, epochs=settings.pick(4, 1))
+TRAINED = settings.pick(True, False)   # fast mode trains one epoch on 2 000 images: no claims
+
+
+def train_run(kind: type, **extra) -> tuple:
+    """An L = 20 model of the given kind and its History, trained with COLLAPSE_FIT and extra."""
+    torch.manual_seed(20)
+    model = kind(latent_dim=20).to(device)
+    return model, checkpoints.train_or_load(model, train, test, **COLLAPSE_FIT, **extra)
+
+
+# %%
+def print_rows(runs: dict) -> dict:
+    """Active units, KL per dimension, test -ELBO and training time of each run, as a table."""
+    rows = {name: dict(active=active_units(encode_all(model, test)),
+                       kl_u=kl_by_dimension(model, test), kl=h.test_kl[-1],
+                       reconstruction=h.test_reconstruction[-1],
+                       elbo=h.test_reconstruction[-1] + h.test_kl[-1],
+                       seconds=sum(len(train) / speed for speed in h.images_per_s))
+            for name, (model, h) in runs.items()}
+    print(f"{'model, training':<24}{'active':>7}{'KL':>7}{'KL_u min':>9}{'max':>7}"
+          f"{'recon.':>8}{'-ELBO':>8}{'train s':>8}")
+    for name, r in rows.items():
+        print(f"{name:<24}{r['active']:>4}/20{r['kl']:7.2f}{r['kl_u'].min():9.3f}"
+              f"{r['kl_u'].max():7.3f}{r['reconstruction']:8.2f}{r['elbo']:8.2f}"
+              f"{r['seconds']:8.0f}")
+        assert (r["kl_u"] >= -1e-6).all() and abs(r["kl_u"].sum() - r["kl"]) < 0.05 * r["kl"] + 0.05
+    return rows
+
 
 # %% tags=["nbval-ignore-output"]
-WARMUP = settings.pick(5, 1)
-torch.manual_seed(128)
-warmed = MLPVAE(latent_dim=128, hidden=400).to(device)
-warmed_history = checkpoints.train_or_load(warmed, train, test, warmup_epochs=WARMUP, **FIT)
-collapse = {0: (table[128]["active"], histories[128].test_loss[-1], table[128]["kl_u"]),
-            WARMUP: (active_units(encode_all(warmed, test)), warmed_history.test_loss[-1],
-                     kl_by_dimension(warmed, test))}
-for warmup, (units, loss, kl_u) in collapse.items():
-    print(f"warm-up over {warmup} of {FIT['epochs']} epochs: {units:>3} of 128 units active "
-          f"(Var mu > 0.01), {int((kl_u > 0.1).sum()):>3} with KL > 0.1 nats; "
-          f"test -ELBO {loss:.2f}")
-assert all(1 <= units <= 128 for units, _, _ in collapse.values())
+runs = {"MADE, β = 1": train_run(AutoregressiveVAE),
+        "MADE, β = 3": train_run(AutoregressiveVAE, beta=3.0),
+        "MLP, β = 3": train_run(MLPVAE, beta=3.0)}
+rows = print_rows(runs)
+
+# %% tags=["nbval-ignore-output"]
+made1, made3, mlp3 = (rows[name] for name in runs)
+print(f"MADE at β = 1: z buys {made3['reconstruction'] - made1['reconstruction']:.1f} nats of "
+      f"reconstruction for {made1['kl']:.1f} nats of KL, a net {made3['elbo'] - made1['elbo']:.1f}")
+if TRAINED:
+    assert made1["active"] == 20 and made1["kl"] > 10                 # β = 1: z in use ...
+    assert 0 < made3["elbo"] - made1["elbo"] < 2.5                    # ... but worth about a nat
+    assert made1["kl"] > 0.8 * (made3["reconstruction"] - made1["reconstruction"])
+    assert made3["active"] == 0 and made3["kl_u"].max() < 0.01        # β = 3: collapsed
+    assert mlp3["active"] >= 15 and mlp3["kl"] > 8                     # the MLP decoder: not
+    assert made3["elbo"] < mlp3["elbo"] - 10
 
 
 # %% [markdown]
-# Compare the two rows, one column at a time. Warm-up changes which units survive: the count
-# of strongly used units (KL > 0.1 nats) and the loose count (Var $\mu$ > 0.01) need not move
-# in the same direction, so look at both. And look at the test ELBO: with warm-up, part of a
-# short training is spent at $\beta < 1$, on an objective that is not yet the ELBO. Here the
-# collapsed units are ones the model does not need (the $L = 20$ model reaches the same ELBO,
-# section 4). With a powerful autoregressive decoder, which can model the data without $z$ at
-# all, the whole posterior can collapse, and that is where warm-up matters most. More active
-# units is not automatically better either: check the ELBO next to the count.
+# Read the table from the top. With the plain ELBO the MADE decoder uses $z$: all 20 units
+# are active. But $z$ is worth little to it. The code cuts the reconstruction term a lot and
+# costs almost as many nats of KL, so the model one row down, which has no code at all, is only
+# about a nat worse in ELBO. Charge three times as much for each nat of KL and the trade no
+# longer pays: at $\beta = 3$ no unit is active and every dimension's KL is within a hundredth
+# of a nat of zero. That is posterior collapse. The MLP decoder at the same $\beta$ keeps most
+# of its units: without $z$ it has nothing to draw from. And note the $-$ELBO column: the
+# collapsed model is still a far better density model than the MLP VAE. Collapse costs you the
+# code, not the likelihood.
 #
+# **What collapse looks like.** Reconstruct eight test digits: encode each one, then draw an
+# image from $p(x\mid z)$ at $z = \mu(x)$. Drawing is sequential: pixel $i$ can be predicted
+# only once pixels $1, \dots, i-1$ are drawn, so it takes one decoder pass per pixel, 784
+# passes for a batch, where scoring a batch took one. To see whether the input matters, give
+# every digit the same coin flips: one row of uniform numbers, pixel $i$ becoming 1 when its
+# number falls below $p(x_i = 1\mid x_{<i}, z)$.
+
+# %% tags=["nbval-ignore-output"]
+def redraw(model, x: torch.Tensor) -> torch.Tensor:
+    """Reconstructions of x drawn from p(x | z = mu(x)), the same coin flips for every image."""
+    coins = torch.rand(1, 784, generator=torch.Generator().manual_seed(0))   # one row, shared
+    start = time.perf_counter()
+    images = model.reconstruct(x, coins=coins)
+    print(f"784 decoder passes for {len(x)} images: {time.perf_counter() - start:.1f} s")
+    return images
+
+
+x = test.images[:32]
+redrawn = {name: redraw(runs[name][0], x) for name in ("MADE, β = 1", "MADE, β = 3")}
+
+# %%
+show_images(torch.cat([x[:8], *(r[:8] for r in redrawn.values())]), nrow=8,
+            labels=["test digit", *redrawn],
+            title="Reconstructions drawn with the same coin flips for every digit")
+plt.show()
+
+
+# %% [markdown]
+# The $\beta = 1$ model redraws each digit in its own shape. The collapsed model's drawings do
+# not follow their digits: its code is about the same for every input, so with the same coin
+# flips the input hardly matters. Three numbers, on 32 test digits, say the same: how much
+# more often a reconstruction agrees with its own digit than with the other digits (the share
+# of pixels; 0 when the input does not matter), the share of pixels that differ between the
+# reconstructions of two different digits, and the **swap cost**, how many nats worse the
+# decoder scores a test image (teacher-forced, one pass) when it gets the code $\mu$ of
+# another image instead of its own.
+
+# %%
+def follows_its_digit(x: torch.Tensor, drawn: torch.Tensor) -> float:
+    """How much more often drawn[i] agrees with x[i] than with the other x[j], per pixel."""
+    agree = (drawn.flatten(1)[:, None] == x.flatten(1)[None]).float().mean(-1)   # [N, N]
+    n, own = len(x), agree.diagonal().sum()
+    return (own / n - (agree.sum() - own) / (n * (n - 1))).item()
+
+
+def differing_pixels(images: torch.Tensor) -> float:
+    """The share of pixels that differ between two different images of the batch, on average."""
+    flat = images.flatten(1)
+    pairs = len(flat) * (len(flat) - 1)
+    return ((flat[:, None] != flat[None]).float().mean(-1).sum() / pairs).item()
+
+
+def swap_cost(model, data) -> float:
+    """How many nats worse each image scores with the next image's code than with its own."""
+    with torch.no_grad():
+        mu, _ = model.encode(data.images)
+        own = bernoulli_nll(model.decode(mu, data.images), data.images)
+        other = bernoulli_nll(model.decode(mu.roll(1, dims=0), data.images), data.images)
+    return (other - own).mean().item()
+
+
+# %% tags=["nbval-ignore-output"]
+scored = test.subset(1_000)
+print(f"pixels that differ between two test digits: {differing_pixels(x):.1%}")
+for name, images in redrawn.items():
+    print(f"{name}: follows its digit {follows_its_digit(x, images):+.3f}; "
+          f"{differing_pixels(images):5.1%} differ between two reconstructions; swap cost "
+          f"{swap_cost(runs[name][0], scored):6.2f} nats")
+if TRAINED:
+    collapsed, kept = runs["MADE, β = 3"][0], runs["MADE, β = 1"][0]
+    assert follows_its_digit(x, redrawn["MADE, β = 3"]) < 0.02 < 0.05 < follows_its_digit(
+        x, redrawn["MADE, β = 1"])
+    assert differing_pixels(redrawn["MADE, β = 3"]) < 0.5 * differing_pixels(redrawn["MADE, β = 1"])
+    assert swap_cost(collapsed, scored) < 1 < 50 < swap_cost(kept, scored)
+
+# %% [markdown]
+# The collapsed model's reconstructions agree with their own digits hardly more often than
+# with any other (less than 2 % of the pixels, against more than 5 % for $\beta = 1$), and they
+# differ from each other in less than half as many pixels as those of $\beta = 1$. Handed
+# another digit's code, the $\beta = 1$ decoder scores a test image far worse, by more than
+# fifty nats; the collapsed decoder barely notices, by less than a nat. It ignores $z$.
+#
+# ### Two cures: KL warm-up and free bits
+#
+# **KL warm-up** (Bowman et al. 2016; Sønderby et al. 2016) ramps $\beta$ from 0 up to its
+# final value over the first epochs, so the encoder learns to use $z$ before the KL term
+# charges its full price. `fit(..., warmup_epochs=2)` ramps over the first two of the four
+# epochs.
+#
+# **Free bits** (Kingma et al. 2016) change the KL term instead: the KL of each latent
+# dimension, averaged over the batch, is replaced by $\max(\lambda, \mathrm{KL}_j)$,
+#
+# $$
+# \text{loss} = \text{reconstruction}
+#   + \beta \sum_{j=1}^{L} \max\big(\lambda,\ \overline{\mathrm{KL}}_j\big),\qquad
+# \overline{\mathrm{KL}}_j = \text{the KL of dimension } j \text{, averaged over the batch}.
+# $$
+#
+# Below $\lambda$ nats a dimension pays $\lambda$ whatever it does: a constant, so the KL term
+# no longer pushes it toward the prior. Above $\lambda$ it pays its KL as usual.
+# `fit(..., free_bits=0.5)` trains with $\lambda = 0.5$ nats per dimension (the formula is
+# `companion.losses.free_bits_kl`). Only the training objective changes: the test numbers are
+# still the true ELBO. Train both cures with $\beta = 3$, the setting that collapsed.
+
+# %% tags=["nbval-ignore-output"]
+FREE_BITS = 0.5   # nats per latent dimension
+runs["MADE, β = 3, warm-up"] = train_run(AutoregressiveVAE, beta=3.0,
+                                         warmup_epochs=COLLAPSE_FIT["epochs"] / 2)
+runs["MADE, β = 3, free bits"] = train_run(AutoregressiveVAE, beta=3.0, free_bits=FREE_BITS)
+rows = print_rows(runs)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+made_runs = [name for name in runs if name.startswith("MADE")]
+for i, name in enumerate(made_runs):
+    axes[0].bar(torch.arange(1, 21) + (i - 1.5) * 0.2, rows[name]["kl_u"].clamp(min=1e-4).cpu(),
+                width=0.2, label=name)
+    axes[1].plot(range(1, len(runs[name][1].test_kl) + 1), runs[name][1].test_kl, "o-", label=name)
+axes[0].axhline(FREE_BITS, color="k", ls=":", label=f"free-bits floor λ = {FREE_BITS}")
+axes[0].set(yscale="log", xticks=range(1, 21), xlabel="latent dimension",
+            ylabel="KL (nats, test-set mean)", title="KL of each latent dimension after training")
+axes[1].set(xlabel="epoch", ylabel="test KL (nats per image)", title="Test KL, epoch by epoch",
+            xticks=range(1, COLLAPSE_FIT["epochs"] + 1))
+axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+axes[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
+plt.show()
+
+# %% [markdown]
+# Left, on a log scale: one group of four bars per latent dimension, one bar per MADE model.
+# Compare the bars of the collapsed model and of the two cures with the dotted free-bits
+# floor. Right: how the test KL of each model moved from epoch to epoch. The numbers:
+
+# %% tags=["nbval-ignore-output"]
+warm, free = rows["MADE, β = 3, warm-up"], rows["MADE, β = 3, free bits"]
+warm_kl = runs["MADE, β = 3, warm-up"][1].test_kl
+print(f"warm-up: test KL by epoch {[round(kl, 2) for kl in warm_kl]} nats; swap cost "
+      f"{swap_cost(runs['MADE, β = 3, warm-up'][0], scored):.2f} nats")
+print(f"free bits: KL per dimension from {free['kl_u'].min():.2f} to {free['kl_u'].max():.2f} "
+      f"nats; swap cost {swap_cost(runs['MADE, β = 3, free bits'][0], scored):.2f} nats")
+freed = redraw(runs["MADE, β = 3, free bits"][0], x)
+print(f"free bits: reconstructions follow their digits {follows_its_digit(x, freed):+.3f}")
+
+# %%
+if TRAINED:
+    assert warm_kl[0] > 5 and all(a > b for a, b in zip(warm_kl, warm_kl[1:])) and warm_kl[-1] < 1
+    assert warm["active"] > 0 and warm["kl_u"].max() < 0.1
+    assert free["active"] == 20 and 0.7 * FREE_BITS < free["kl_u"].min()
+    assert free["kl_u"].max() < 1.3 * FREE_BITS
+    assert free["reconstruction"] < made3["reconstruction"] - 5
+    assert abs(free["elbo"] - made3["elbo"]) < 1
+    assert swap_cost(runs["MADE, β = 3, free bits"][0], scored) > 10
+    assert follows_its_digit(x, freed) > 0.05
+
+# %%
+show_images(torch.cat([x[:8], freed[:8]]), nrow=8, labels=["test digit", "free bits"],
+            title="Free bits, β = 3: reconstructions with the same coin flips")
+plt.show()
+
+
+# %% [markdown]
+# **Warm-up does not cure this collapse; it delays it.** While $\beta$ is small the model uses
+# $z$: after the first epoch its test KL is several nats. Then, with $\beta$ on its way to 3
+# and at 3, the KL falls epoch after epoch, below one nat by the last. Warm-up helps when
+# collapse is an accident of the first steps, when the KL term wins before the encoder has
+# learned anything. Here the objective itself prefers the collapsed model, and a slow start
+# does not change the objective. (The table still counts some of its units as active: a
+# unit counts when its mean varies across images, as in section 4, and these means still
+# wiggle a little while their KL is near zero. The KL columns show the collapse.)
+#
+# **Free bits do cure it.** Every dimension keeps close to its $\lambda = 0.5$ free nats (the
+# bars sit at the dotted line), all 20 units are active, the reconstruction term is several
+# nats lower than the collapsed model's, the swap cost is back to many nats, and the
+# reconstructions follow their digits again. The test ELBO, though, stays within a nat of the
+# collapsed model's: the code saves about what it costs. Free bits buy a model that uses its
+# code, not a better density model.
+
+# %% [markdown]
 # ## Exercises
 #
 # **Exercise 1 — the IWAE bound from log-weights.** Write `iwae_from_log_weights(log_w)`
@@ -860,12 +1110,32 @@ def negative_elbo_from_distributions(logits, x, mu, logvar):
 
 checks.check_elbo_from_distributions(negative_elbo_from_distributions)
 
+
 # %% [markdown]
 # **Exercise 3 (open) — a tighter bound without a better model.** The gap between
 # IWAE$_{1000}$ and the ELBO is at most $\mathrm{KL}\big(q(z\mid x)\,\|\,p(z\mid x)\big)$:
 # it measures how well the encoder matches *this decoder's* posterior. Predict whether it is
-# larger for the $L = 2$ or the $L = 20$ model, then measure it with `importance_weighted`.
+# larger for the $L = 2$ or the $L = 20$ model (`models[2]` and `models[20]` of section 4),
+# then measure it with `importance_weighted` on a few hundred binarized test images
+# (`test.subset(300)`): with $k = 1000$ each image costs a thousand decoder passes.
 #
+# **Exercise 4 — free bits, written out.** Write `free_bits_term(mu, logvar, floor)` for
+# encoder outputs of shape $[N, L]$: the KL of each latent dimension (the closed form of
+# notebook 04, one dimension at a time), averaged over the batch, replaced by
+# $\max(\text{floor}, \mathrm{KL}_j)$ and summed over the $L$ dimensions; one number. The
+# self-check compares it with `companion.losses.free_bits_kl` and also looks at its gradient:
+# a dimension below the floor must get none.
+
+# %% tags=["solution"]
+def free_bits_term(mu: torch.Tensor, logvar: torch.Tensor, floor: float) -> torch.Tensor:
+    """The KL term with free bits, one number, for encoder outputs mu, logvar [N, L]."""
+    kl = 0.5 * (mu**2 + logvar.exp() - logvar - 1)       # [N, L]: each image, each dimension
+    return kl.mean(dim=0).clamp(min=floor).sum()          # batch mean, then the floor, then sum
+
+
+checks.check_free_bits(free_bits_term)
+
+# %% [markdown]
 # ## Summary
 #
 # * A VAE is about fifty lines of PyTorch: an encoder with $\mu$ and $\log\sigma^2$ heads,
@@ -883,6 +1153,10 @@ checks.check_elbo_from_distributions(negative_elbo_from_distributions)
 #   weights (`make clean-cache` retrains).
 # * The importance-weighted bound IWAE$_k$ is at least the ELBO and rises with $k$ toward
 #   $\log p(x)$: report it with $k$, epochs, binarization and test subset.
+# * A decoder that can model the images on its own (an autoregressive one) may ignore $z$:
+#   posterior collapse, a KL of zero in every dimension and reconstructions that do not depend
+#   on the input. Free bits keep a floor of KL per dimension; KL warm-up only delays a collapse
+#   that the objective itself prefers.
 #
 # ## References
 #
@@ -892,6 +1166,12 @@ checks.check_elbo_from_distributions(negative_elbo_from_distributions)
 # * S. R. Bowman et al. *Generating Sentences from a Continuous Space.* 2016. arXiv:1511.06349
 #   (KL annealing); C. K. Sønderby et al. *Ladder Variational Autoencoders.* 2016.
 #   arXiv:1602.02282 (warm-up).
+# * M. Germain, K. Gregor, I. Murray, H. Larochelle. *MADE: Masked Autoencoder for
+#   Distribution Estimation.* 2015. arXiv:1502.03509 (the masked autoregressive decoder).
+# * D. P. Kingma, T. Salimans, R. Jozefowicz, X. Chen, I. Sutskever, M. Welling. *Improved
+#   Variational Inference with Inverse Autoregressive Flow.* 2016. arXiv:1606.04934 (free bits).
+# * X. Chen et al. *Variational Lossy Autoencoder.* 2017. arXiv:1611.02731 (why a strong
+#   autoregressive decoder ignores $z$).
 # * Bogdan Penkovsky, "10 Days of Grad", day 9: the 784-400-L MLP VAE, the latent scatter, the
 #   walk over $[-3, 3]^2$ and saving/loading a model.
 # * Sigrid Keydana, *Deep Learning and Scientific Computing with R torch*, ch. 16: latent
