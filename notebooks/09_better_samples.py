@@ -1,0 +1,669 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 09 · Better samples, measured: a yardstick, a mixture prior and the conditional VAE
+#
+# **You will build a yardstick for generated digits, use it to find out why samples from a
+# VAE look worse than its reconstructions, and then make better samples twice: by sampling
+# where the codes really are, and by telling the model which digit you want.**
+#
+# ### Learning objectives
+#
+# 1. Score a set of generated images with a classifier: the class it sees, how sure it is, and
+#    a Fréchet distance between its features of real and generated images (an "FID for MNIST").
+# 2. Explain why samples from the prior $p(z)$ are worse than reconstructions: the aggregate
+#    posterior $q(z)$ does not fill the prior, and you can measure the holes.
+# 3. Fit a Gaussian mixture to the codes with EM and sample from it instead of from
+#    $\mathcal N(0, I)$, and show with the yardstick that it helps.
+# 4. Train a conditional VAE, generate any digit on demand, keep a digit's style while changing
+#    its label, and compare that with the attribute vectors of notebook 08.
+#
+# **Prerequisites:** 05 (training a VAE, samples from the prior, the 2-D latent space), 08
+# (class means as attribute vectors, slant). The Gaussian and KL formulas of 02–04.
+#
+# **Time to run:** about 15 s in fast mode. In full mode about 4 minutes on a quiet 2-core CPU
+# the first time, when a classifier and three VAEs train (two of them are notebook 08's, and
+# load from the cache if you ran 08 before), and about 45 s afterwards.
+
+# %% [markdown]
+# ## Setup
+
+# %% tags=["nbval-ignore-output"]
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+import companion
+from companion import settings
+from companion.checkpoints import train_or_load
+from companion.data import load
+from companion.evaluation.samples import (Yardstick, accuracy, frechet_gaussians,
+                                          sqrtm_psd, train_classifier)
+from companion.gaussians import ellipse
+from companion.latent import encode_all, grid
+from companion.latent_arithmetic import class_means, slant
+from companion.mixture import aggregate_log_density, fit_mixture
+from companion.models import MLPVAE, ConditionalVAE
+from companion.plots import show_images
+
+companion.setup(seed=0, datasets=["mnist"])
+
+# %% [markdown]
+# Fast mode runs the same code on fewer images for fewer epochs. Its models are too weak for
+# the comparisons the text makes; those are asserted only when `TRAINED` is true (full mode).
+# Every set on the scoreboard has the same size, `N_SCORE`: half of the test set.
+
+# %% tags=["nbval-ignore-output"]
+N_TRAIN = settings.pick(60_000, 3_000)    # training images
+N_TEST = settings.pick(10_000, 1_000)     # test images
+EPOCHS = settings.pick(15, 2)             # the VAEs (the settings of notebook 08)
+TRAINED = settings.pick(True, False)      # trained long enough to compare results
+N_SCORE = N_TEST // 2                     # images in every scored set
+device = settings.device()
+
+train = load("mnist", "train").subset(N_TRAIN)
+test = load("mnist", "test").subset(N_TEST)
+real_a, real_b = test.images[:N_SCORE], test.images[N_SCORE:]   # two halves of the test set
+labels_b = test.labels[N_SCORE:]
+print(f"{len(train)} training and {len(test)} test images; every scored set has {N_SCORE}")
+assert len(real_a) == len(real_b) == N_SCORE
+
+# %% [markdown]
+# ## 1. A yardstick for samples · deeper
+#
+# A reconstruction has a number attached: the reconstruction term of the ELBO says how far it
+# is from its original. A sample has no original, so notebooks usually show a grid of samples
+# and let you judge. Your eyes are a poor instrument for that: they see twenty images, not
+# five thousand, and they cannot tell a model that draws only nice 1s from one that draws
+# every digit.
+#
+# A better instrument is a **classifier trained on real digits**. Feed it a set of generated
+# images and ask three things:
+#
+# - **what class** each image is: the fraction per class shows whether every digit appears;
+# - **how sure** it is: a smudge that is no digit gets a low top probability;
+# - **how the features compare**: the classifier's penultimate layer describes an image by
+#   a vector of features (128 numbers here). Fit a Gaussian $\mathcal N(m, C)$ to the features of the real images and one
+#   to those of the generated ones, and measure the **Fréchet distance** between them,
+#
+# $$\mathrm{FD} = \lVert m_1 - m_2 \rVert^2 + \operatorname{tr}\!\Big(C_1 + C_2 - 2\,\big(C_1^{1/2} C_2\, C_1^{1/2}\big)^{1/2}\Big).$$
+#
+# FD is 0 when the two sets have the same feature statistics, and it grows when the generated
+# images are off in their average (the first term) or in their variety (the second: too
+# little variety, or the wrong kind). This is the recipe of the FID (Heusel et al. 2017), with
+# our own small classifier in place of the Inception network. So it is an "FID for MNIST": its
+# numbers are on their own scale and cannot be compared with FID numbers in papers about
+# natural images.
+#
+# The classifier is a small convolutional network (`companion.models.DigitClassifier`). It
+# trains with the same `fit` as the VAEs, on the cross-entropy, and is cached like them.
+
+# %% tags=["nbval-ignore-output"]
+classifier = train_classifier(train, test, epochs=settings.pick(3, 1))
+test_accuracy = accuracy(classifier, test)
+print(f"classifier: {test_accuracy:.2%} of the test images labelled correctly; "
+      f"{classifier.head.in_features} features per image")
+assert test_accuracy > (0.98 if TRAINED else 0.5)
+
+
+# %% [markdown]
+# The one hard part of the formula is the square root of a matrix. For a symmetric positive
+# semi-definite matrix it comes from the eigendecomposition $C = V \Lambda V^\top$:
+# $C^{1/2} = V \Lambda^{1/2} V^\top$. Here is the distance written out, checked against two
+# cases you can do by hand: in one dimension it is $(m_1 - m_2)^2 + (s_1 - s_2)^2$ for standard
+# deviations $s_1, s_2$, and it is 0 between a Gaussian and itself.
+
+# %%
+def frechet(m1: torch.Tensor, c1: torch.Tensor, m2: torch.Tensor, c2: torch.Tensor) -> float:
+    """The Frechet distance between N(m1, c1) and N(m2, c2)."""
+    r1 = sqrtm_psd(c1)                                   # C1^1/2 (eigendecomposition)
+    cross = sqrtm_psd(r1 @ c2.double() @ r1).trace()     # tr (C1^1/2 C2 C1^1/2)^1/2
+    return ((m1 - m2).pow(2).sum() + c1.trace() + c2.trace() - 2 * cross).item()
+
+
+one_d = frechet(torch.tensor([1.0]), torch.tensor([[4.0]]),         # N(1, 2^2)
+                torch.tensor([-1.0]), torch.tensor([[1.0]]))        # N(-1, 1^2)
+print(f"1-D: N(1, 2^2) vs N(-1, 1^2): {one_d:.4f}  (by hand: 2^2 + (2 - 1)^2 = 5)")
+a = torch.randn(6, 6, generator=torch.Generator().manual_seed(0))
+cov, mean, eye = a @ a.T, torch.randn(6), torch.eye(6)
+print(f"6-D: ours {frechet(mean, cov, 0 * mean, eye):.4f}, "
+      f"companion {frechet_gaussians(mean, cov, 0 * mean, eye):.4f}")
+assert abs(one_d - 5) < 1e-6 and abs(frechet(mean, cov, mean, cov)) < 1e-6
+assert abs(frechet(mean, cov, 0 * mean, eye) - frechet_gaussians(mean, cov, 0 * mean, eye)) < 1e-6
+
+# %% [markdown]
+# `companion.evaluation.samples.Yardstick` does the bookkeeping: it computes the feature
+# statistics of a reference set of real images once, and `score(images)` returns the FD to
+# them, the mean top probability ("confidence"), the fraction of each class and, when you say
+# which label each image should have, the accuracy. The reference is the first half of the
+# test set. The second half, real digits the classifier never trained on, gives the **floor**:
+# no generator can expect to beat real images.
+
+# %% tags=["nbval-ignore-output"]
+yardstick = Yardstick(classifier, real_a)
+scores = {"real test images (floor)": yardstick.score(real_b, labels_b)}
+floor = scores["real test images (floor)"]
+print(floor)
+assert floor.n == N_SCORE and floor.accuracy > (0.98 if TRAINED else 0.5)
+assert floor.fractions.min() < 0.1 < floor.fractions.max()   # real digits: not quite balanced
+
+# %% [markdown]
+# "Rarest class" is the smallest of the ten class fractions: about 10 % when every digit is
+# equally common. Even the real test digits are not perfectly balanced, so the floor's value
+# is the one to compare with; a generator that forgets a digit shows a rarest class near 0.
+
+# %% [markdown]
+# > **Pitfall: comparing Fréchet distances of sets of different sizes.** The FD is estimated
+# > from samples, and the estimate is biased upward: a small set's covariance is noisy, and the
+# > noise counts as distance. Score the same real images once as a set of one tenth the size:
+
+# %% tags=["nbval-ignore-output"]
+small = yardstick.score(real_b[: N_SCORE // 10])
+print(f"real images, n = {small.n}: FD {small.frechet:.2f}")
+print(f"real images, n = {N_SCORE}: FD {floor.frechet:.2f}")
+assert small.frechet > 1.5 * floor.frechet
+
+# %% [markdown]
+# The same distribution of images gets a clearly worse score from the smaller set. A model scored
+# on 500 samples would look worse than one scored on 5000, for no reason of its own. The fix:
+# score every set at the same size. Every `SampleScore` carries its `n`, and in this notebook
+# every set has `N_SCORE` images.
+#
+# ## 2. Why samples from the prior look worse than reconstructions · deeper
+#
+# Take the MLP VAE with $L = 16$ of notebook 08 (and the one with $L = 2$, to draw), and score
+# two sets with the yardstick: the reconstructions of the second half of the test set, and as
+# many samples decoded from $z \sim \mathcal N(0, I)$.
+
+# %% tags=["nbval-ignore-output"]
+vaes, histories = {}, {}
+for latent_dim in (2, 16):
+    vaes[latent_dim] = MLPVAE(latent_dim=latent_dim, hidden=400).to(device)
+    histories[latent_dim] = train_or_load(vaes[latent_dim], train, test, epochs=EPOCHS,
+                                          progress=False)
+    h = histories[latent_dim]
+    print(f"L = {latent_dim:2d}: test loss {h.test_loss[-1]:.1f} on grey pixels")
+    assert h.loss[-1] < h.loss[0]
+vae2, vae16 = vaes[2], vaes[16]
+prior_samples = vae16.sample(N_SCORE, torch.Generator().manual_seed(1))
+recon = scores["VAE L=16: reconstructions"] = yardstick.score(vae16.reconstruct(real_b), labels_b)
+prior = scores["VAE L=16: prior samples"] = yardstick.score(prior_samples)
+print(f"reconstructions: {recon}\nprior samples:   {prior}")
+if TRAINED:
+    assert prior.frechet > 2 * recon.frechet and prior.confidence < recon.confidence
+
+
+# %% [markdown]
+# The samples are several times farther from real digits than the reconstructions, and the
+# classifier is less sure of them. Yet both come out of the same decoder. The difference is
+# only *where the codes come from*.
+#
+# During training, the decoder sees codes $z \sim q(z \mid x)$ for training images $x$, never
+# codes from the prior. Pool the encoder's Gaussians of all $N$ training images and you get the
+# **aggregate posterior**
+#
+# $$q(z) = \frac{1}{N} \sum_{n=1}^{N} q(z \mid x_n),$$
+#
+# the distribution of the codes the decoder was trained on. The KL term of the ELBO pulls each
+# $q(z \mid x_n)$ toward $p(z)$, but only a small part of it asks their *average* to match
+# $p(z)$: averaged over the data, the KL term splits into the mutual information between $x$ and
+# $z$ plus $\mathrm{KL}(q(z) \,\|\, p(z))$ (Hoffman & Johnson 2016). A model that reconstructs
+# well keeps the first large, so each $q(z \mid x_n)$ is narrow, and nothing in training drives
+# the second to zero. So $q(z)$ is a lumpy mixture of $N$ narrow Gaussians that can leave
+# **holes**: places where the prior puts plenty of mass and the decoder saw almost nothing.
+# A prior sample that lands in a hole asks the decoder about a code it was hardly trained on.
+#
+# You can measure this, because $q(z)$ is a mixture you can evaluate:
+# `companion.mixture.aggregate_log_density(z, mu, logvar)` computes $\log q(z)$ from the
+# encoder's outputs. Use 10 000 training images as the mixture (fewer in fast mode). To call a
+# point "in a hole", compare it with typical codes: draw $z \sim q(z \mid x)$ for the *test*
+# images (codes from $q(z)$ that are not themselves in the mixture), and take the 5th
+# percentile of their $\log q(z)$ as the threshold. By construction 5 % of real codes fall below
+# it; if $p(z)$ and $q(z)$ agreed, 5 % of prior samples would too.
+
+# %% tags=["nbval-ignore-output"]
+class HoleTest:
+    """q(z) of a model from 10 000 training images, and a threshold on log q(z) for holes."""
+
+    @torch.no_grad()
+    def __init__(self, model):
+        self.mu, self.logvar = model.encode(train.images[:10_000])        # q(z|x_n), [N, L] each
+        mu, logvar = model.encode(test.images[:2000])
+        typical = model.reparameterize(mu, logvar)                          # held-out z ~ q(z)
+        self.threshold = self.log_q(typical).quantile(0.05).item()
+
+    def log_q(self, z: torch.Tensor) -> torch.Tensor:
+        return aggregate_log_density(z, self.mu, self.logvar)
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """Whether each point of z [M, L] lies in a hole, [M]."""
+        return self.log_q(z) < self.threshold
+
+
+torch.manual_seed(2)
+holes = {L: HoleTest(vaes[L]) for L in (2, 16)}
+z_prior = {L: torch.randn(2000, L, device=device) for L in (2, 16)}     # prior samples
+in_hole = {L: holes[L](z_prior[L]) for L in (2, 16)}
+print("prior samples in holes of q(z):",
+      ", ".join(f"L = {L}: {in_hole[L].float().mean():.0%}" for L in (2, 16)),
+      "  (5 % if p(z) matched q(z))")
+if TRAINED:
+    assert in_hole[2].float().mean() > 0.075 and in_hole[16].float().mean() > 0.3
+
+# %% [markdown]
+# More than 5 % of prior samples land where the decoder saw few codes, and in 16 dimensions
+# far more: there, a third of the prior's samples or more go where real codes rarely are. In
+# two dimensions you can look at it: the density of $q(z)$ over the plane, the prior's circles
+# on top.
+
+# %%
+with torch.no_grad():
+    log_q = holes[2].log_q(grid((-3.5, 3.5), (-3.5, 3.5), 120).to(device)).reshape(120, 120)
+    rows = [torch.sigmoid(vae2.decode(z_prior[2][m][:10])) for m in (in_hole[2], ~in_hole[2])]
+fig, axes = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1.1, 1],
+                                                             "wspace": 0.4})
+shown = axes[0].imshow(log_q.cpu().clamp_min(holes[2].threshold - 4), cmap="viridis",
+                       extent=(-3.5, 3.5, -3.5, 3.5))
+fig.colorbar(shown, ax=axes[0], label="log q(z)", fraction=0.046, pad=0.03)
+axes[0].contour(log_q.cpu(), levels=[holes[2].threshold], colors="orange", linewidths=1,
+                extent=(-3.5, 3.5, -3.5, 3.5), origin="upper")         # the edge of the holes
+for r in (1, 2):
+    axes[0].add_patch(plt.Circle((0, 0), r, fill=False, color="white", ls="--"))
+hole_points = z_prior[2][:300][in_hole[2][:300]].cpu()
+axes[0].scatter(*hole_points.T, c="red", marker="x", s=14, label="prior sample in a hole")
+axes[0].set(title="q(z) of the L = 2 VAE; dashed: 1 and 2 sd of p(z)", xlabel="$z_1$",
+            ylabel="$z_2$", xlim=(-3.5, 3.5), ylim=(-3.5, 3.5))
+axes[0].legend(loc="upper right", fontsize=8)
+show_images(torch.cat(rows).cpu(), nrow=10, ax=axes[1], labels=["in a hole", "elsewhere"],
+            title="Prior samples of the L = 2 VAE, decoded")
+plt.show()
+
+# %% [markdown]
+# Left: $q(z)$ is bright where the codes of training images lie. The orange line is the
+# threshold: outside it, $\log q(z)$ is lower than for 95 % of real codes. Inside the prior's
+# 2-sd circle it has dark gaps and notches, and the red crosses are prior samples that fell
+# into them.
+# Right: ten decoded samples from the holes, next to ten from elsewhere.
+#
+# Are the samples from the holes the bad ones? A natural guess, so measure it instead of
+# trusting it: how sure is the classifier of the prior samples inside and outside the holes?
+
+# %% tags=["nbval-ignore-output"]
+confidence = {}
+for L in (2, 16):
+    with torch.no_grad():
+        decoded = torch.sigmoid(vaes[L].decode(z_prior[L]))
+    confidence[L] = [yardstick.score(decoded[m]).confidence for m in (in_hole[L], ~in_hole[L])]
+    print(f"L = {L:2d}: classifier confidence on prior samples in holes {confidence[L][0]:.1%}, "
+          f"elsewhere {confidence[L][1]:.1%}")
+if TRAINED:
+    assert all(abs(confidence[L][1] - confidence[L][0]) < 0.15 for L in (2, 16))
+    assert all(max(confidence[L]) < recon.confidence - 0.05 for L in (2, 16))
+
+# %% [markdown]
+# The guess does not hold up: the classifier's confidence on the samples from the holes differs
+# from that on the others by a few points only (less than 15 either way), while both groups
+# are well below its confidence on the reconstructions above. The holes do not pick out the bad samples: the decoder
+# extrapolates into them about as well as it interpolates elsewhere. What the holes measure above all is a mismatch of *populations*: the prior sends
+# many of its samples where the codes of real digits rarely are, and correspondingly too few
+# where they often are, so the mix of decoded images does not match the mix of real digits.
+# That is what the FD picks up, and it suggests the fix: sample codes the way $q(z)$ spreads
+# them.
+
+# %% [markdown]
+# ## 3. Sample where the codes are: a Gaussian mixture · deeper
+#
+# If $p(z)$ is the wrong place to sample from, sample from a density fitted to the codes
+# instead. The decoder stays as it is; only the sampling changes (this is the "ex-post density
+# estimation" of Ghosh et al. 2020). A **Gaussian mixture** with $K$ components,
+#
+# $$\hat q(z) = \sum_{k=1}^{K} w_k\, \mathcal N(z;\, m_k, C_k),$$
+#
+# is flexible enough to follow the lumps of $q(z)$ and still easy to sample: pick a component
+# with probability $w_k$, then draw from its Gaussian. Its parameters come from **EM**
+# (expectation–maximisation), which alternates two steps on the codes $z_1 \dots z_N$:
+#
+# - **E-step**: for every code, the responsibility of each component, the posterior probability
+#   $r_{nk} = w_k \mathcal N(z_n; m_k, C_k) / \sum_j w_j \mathcal N(z_n; m_j, C_j)$;
+# - **M-step**: refit each component to the codes, weighted by $r_{nk}$: $w_k$ is the mean of
+#   $r_{nk}$, $m_k$ the weighted mean, $C_k$ the weighted covariance.
+#
+# Neither step can lower the likelihood of the codes (up to the tiny ridge that
+# `companion.mixture.fit_mixture` adds to each covariance to keep it invertible). It runs EM
+# with full covariances from a seeded start; exercise 2 writes the E-step for diagonal ones. The codes to fit are
+# draws from $q(z)$ itself: one $z \sim q(z \mid x)$ for each of the 10 000 training images
+# of section 2. Fit $K = 10$ components, first for the $L = 2$ model, where you can see them:
+
+# %% tags=["nbval-ignore-output"]
+K = 10
+torch.manual_seed(3)
+codes = {L: vaes[L].reparameterize(holes[L].mu, holes[L].logvar) for L in (2, 16)}  # z ~ q(z)
+mixture2, log_lik2 = fit_mixture(codes[2], K, seed=0)
+print(f"EM, L = 2: {len(log_lik2) - 1} rounds, mean log-likelihood of the codes "
+      f"{log_lik2[0]:.3f} -> {log_lik2[-1]:.3f}")
+assert all(b >= a - 1e-9 for a, b in zip(log_lik2, log_lik2[1:]))   # EM never goes down
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 5.5))
+c = codes[2][:5000].cpu()
+ax.scatter(c[:, 0], c[:, 1], c=train.labels[:5000].cpu(), cmap="tab10", s=2, alpha=0.5)
+for k in range(K):
+    ax.plot(*ellipse(mixture2.means[k], mixture2.covs[k], n_std=2), color="black", lw=1)
+ax.add_patch(plt.Circle((0, 0), 2, fill=False, color="grey", ls="--"))
+ax.set(title=f"Codes of the L = 2 VAE and the {K} components (2 sd)", xlabel="$z_1$",
+       ylabel="$z_2$", xlim=(-4, 4), ylim=(-4, 4), aspect="equal")
+plt.show()
+
+# %% [markdown]
+# EM stopped at its limit of rounds, not because the likelihood had stopped rising, but the last
+# rounds changed it little (compare the two numbers printed above with the first). The colours
+# are the digits' labels, which EM never saw. The ellipses follow the clusters of codes, including those that reach far beyond the
+# prior's 2-sd circle (dashed), where the prior rarely sends a sample. Now the same for $L = 16$, scored: prior samples
+# versus mixture samples, the same number of each, and the hole test of section 2.
+
+# %% tags=["nbval-ignore-output"]
+mixture16, _ = fit_mixture(codes[16], K, seed=0)
+z_mix, _ = mixture16.sample(N_SCORE, torch.Generator().manual_seed(3))
+z_mix = z_mix.float().to(device)
+with torch.no_grad():
+    mixture_samples = torch.sigmoid(vae16.decode(z_mix))
+scores["VAE L=16: mixture samples"] = yardstick.score(mixture_samples)
+mixed = scores["VAE L=16: mixture samples"]
+hole_mix = holes[16](z_mix[:2000]).float().mean()                   # as many as in section 2
+print(f"prior samples:   {prior}\nmixture samples: {mixed}")
+print(f"in holes of q(z): prior samples {in_hole[16].float().mean():.0%}, "
+      f"mixture samples {hole_mix:.0%}")
+if TRAINED:
+    assert mixed.frechet < 0.5 * prior.frechet and mixed.confidence > prior.confidence
+    assert hole_mix < 0.6 * in_hole[16].float().mean()
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.3))
+show_images(prior_samples[:40].cpu(), nrow=10, ax=axes[0], title="z ~ N(0, I)")
+show_images(mixture_samples[:40].cpu(), nrow=10, ax=axes[1], title=f"z ~ mixture of {K} Gaussians")
+fig.suptitle("Samples of the same L = 16 decoder")
+plt.show()
+
+# %% [markdown]
+# The decoder is the same; only the codes differ. The mixture samples land in holes about half
+# as often, the classifier is surer of them, and their FD is less than half that of the prior
+# samples: the yardstick puts a number on what the two grids suggest.
+#
+# A mixture fitted *after* training is the simplest fix. The **VampPrior** (Tomczak & Welling
+# 2018) goes further: it makes the prior itself a mixture of the encoder's posteriors at $K$
+# learned pseudo-inputs, $p(z) = \frac1K \sum_k q(z \mid u_k)$, and trains it with the rest
+# of the model, so the KL term no longer pulls the codes toward a single Gaussian.
+#
+# ## 4. The conditional VAE: any digit on demand · deeper
+#
+# The mixture samples digits in proportion to the data; it cannot give you a 7 when you ask
+# for one. A **conditional VAE** (Sohn et al. 2015) can. Both halves of the model get the
+# label $y$: the encoder models $q(z \mid x, y)$, the decoder $p(x \mid z, y)$, and the ELBO
+# of $\log p(x \mid y)$ has the same two terms as before,
+#
+# $$\log p(x \mid y) \ \ge\ \mathbb E_{q(z \mid x, y)}\big[\log p(x \mid z, y)\big]
+#   - \mathrm{KL}\big(q(z \mid x, y)\,\|\,\mathcal N(0, I)\big).$$
+#
+# How does a network "get" a label? As a one-hot vector glued to its input: the decoder of
+# `companion.models.ConditionalVAE` reads $[z, \text{one-hot}(y)]$, here $8 + 10$ numbers,
+# and the encoder reads $[x, \text{one-hot}(y)]$. Since the decoder is told the class, $z$ no
+# longer needs to carry it; it is free to hold everything else, the **style**. That is also why
+# $z$ gets fewer dimensions here than in the MLP VAE: 8 instead of 16. With room to spare, $z$
+# can carry the class as well, and then the decoder listens less to the label (exercise 4 lets
+# you measure that).
+
+# %%
+z = torch.zeros(3, 8)
+y = torch.tensor([0, 7, 9])
+decoder_input = torch.cat([z, F.one_hot(y, num_classes=10).float()], dim=1)
+print(decoder_input.shape, decoder_input[1, 8:].tolist())
+assert decoder_input.shape == (3, 18) and decoder_input[1, 8 + 7] == 1
+
+# %% [markdown]
+# `fit` hands each batch's labels to a model marked `is_conditional`, so it trains like every
+# other model, with the hidden size, epochs and learning rate of the MLP VAEs. Its loss bounds
+# $-\log p(x \mid y)$, not $-\log p(x)$, so compare the KL parts rather than the totals: the
+# KL is what the codes carry about each image. The label itself can tell the decoder at most
+# $\log 10 \approx 2.3$ nats about an image.
+
+# %% tags=["nbval-ignore-output"]
+cvae = ConditionalVAE(latent_dim=8, hidden=400).to(device)
+h = train_or_load(cvae, train, test, epochs=EPOCHS, progress=False)
+print(f"conditional VAE: test loss {h.test_loss[-1]:.1f} on grey pixels "
+      f"(KL {h.test_kl[-1]:.1f}); the MLP VAE with L = 16: {histories[16].test_loss[-1]:.1f} "
+      f"(KL {histories[16].test_kl[-1]:.1f})")
+assert h.loss[-1] < h.loss[0]
+
+# %% [markdown]
+# Ask for every digit. In the grid below, each column uses one $z \sim \mathcal N(0, I)$ and
+# each row one label: a row is one digit in twelve styles, a column one style in ten digits.
+
+# %%
+g = torch.Generator().manual_seed(4)
+z_cols = torch.randn(12, 8, generator=g).to(device)                 # 12 styles
+labels = torch.arange(10, device=device).repeat_interleave(12)       # rows 0..9
+with torch.no_grad():
+    on_demand = torch.sigmoid(cvae.decode(z_cols.repeat(10, 1), labels))
+show_images(on_demand.cpu(), nrow=12, labels=[str(k) for k in range(10)],
+            title="Conditional VAE: row = requested label, column = one z")
+plt.show()
+
+# %% [markdown]
+# Read a row: the same digit in twelve hands. Read a column: one hand writing ten digits; a
+# column that slants, or has a thick stroke, tends to keep it from 0 to 9. Now the yardstick,
+# on as many samples as before, the labels running evenly through 0 to 9; the accuracy is the
+# fraction the classifier reads as the requested label.
+
+# %% tags=["nbval-ignore-output"]
+asked = torch.arange(N_SCORE, device=device) % 10                 # 0, 1, ..., 9, 0, 1, ...
+conditional = yardstick.score(cvae.sample(asked, torch.Generator().manual_seed(5)), asked)
+scores["conditional VAE: samples"] = conditional
+print(conditional)
+if TRAINED:
+    assert conditional.accuracy > 0.85 and mixed.frechet < conditional.frechet < prior.frechet
+
+# %% [markdown]
+# Most samples are the requested digit. Their FD lies between those of the prior samples and
+# the mixture samples of section 3. These codes, too, come from $\mathcal N(0, I)$, so the
+# holes of section 2 are a likely reason; the label swap of the next section, whose codes come
+# from the encoder, is a hint in the same direction.
+#
+# ## 5. Change the label, keep the style: conditional VAE versus attribute vectors · deeper
+#
+# Notebook 08 changed a digit's class with the unconditional VAE by moving its code with class
+# means $\bar z_k$: **toward the mean** of the target class (at $t = 1$, the code *is* the
+# mean) or **by the difference of means**, $z + \bar z_{\text{target}} - \bar z_{\text{source}}$.
+# The conditional VAE has a third way: encode the image with its own label, keep $z$, decode
+# it with the target label.
+#
+# Send every image of the second test half to a random other class, and measure three things
+# for each method: the **accuracy** (is it the requested digit?), the **FD** (does it look like
+# real digits, in their variety?) and whether the **style** survived: the correlation between
+# the slant of the original and the slant of the edited image (`slant` of notebook 08).
+
+# %% tags=["nbval-ignore-output"]
+shift = torch.randint(1, 10, (N_SCORE,), generator=torch.Generator().manual_seed(6))
+target = (labels_b + shift.to(device)) % 10                              # never the source
+means = class_means(encode_all(vae16, train), train.labels)             # [10, 16], as in 08
+z_b = encode_all(vae16, test)[N_SCORE:]                                  # the MLP VAE's codes
+SWAP, DIFF = "conditional VAE: label swap", "08: difference of means"
+PROTO = "08: toward the mean (t = 1)"
+with torch.no_grad():
+    z_style = cvae.code(real_b, labels_b)                                # encoded with own label
+    edits = {SWAP: cvae.decode(z_style, target),
+             DIFF: vae16.decode(z_b + means[target] - means[labels_b]),
+             PROTO: vae16.decode(means[target])}
+edits = {name: torch.sigmoid(logits) for name, logits in edits.items()}
+style = {}
+for name, edited in edits.items():
+    scores[name] = yardstick.score(edited, target)
+    style[name] = torch.corrcoef(torch.stack([slant(real_b), slant(edited)]))[0, 1].item()
+    print(f"{name:28s} {scores[name]}  slant kept: r = {style[name]:+.2f}")
+
+# %% [markdown]
+# Three different failures and successes:
+#
+# - The **label swap** of the conditional VAE gives the requested digit far more often than the
+#   difference of means, at about the same FD, and keeps the slant just as well.
+# - The **difference of means** keeps the hand (its slant correlation is high too) but often
+#   does not reach the class: the average offset between two classes is not the right move for
+#   every image, as notebook 08 found.
+# - **Moving to the class mean** always gives the right digit, with the highest confidence,
+#   because it decodes the same ten prototypes every time. That is why its FD is the worst of
+#   the three: the set has no variety at all, and the slant of the original is gone. Of the
+#   yardstick's numbers only the FD sees this failure (the slant correlation, measured here
+#   outside the yardstick, sees it too); accuracy and confidence reward it.
+
+# %%
+swap, diff, proto = scores[SWAP], scores[DIFF], scores[PROTO]
+r_swap, r_diff, r_proto = style[SWAP], style[DIFF], style[PROTO]
+if TRAINED:
+    assert swap.accuracy > diff.accuracy + 0.1 and abs(swap.frechet / diff.frechet - 1) < 0.2
+    assert r_swap > 0.7 and r_diff > 0.7 and abs(r_swap - r_diff) < 0.1 and abs(r_proto) < 0.2
+    assert proto.accuracy > 0.99 and proto.confidence > max(swap.confidence, diff.confidence)
+    assert proto.frechet > 1.5 * max(swap.frechet, diff.frechet)
+
+# %%
+pick = torch.arange(6)
+rows = torch.cat([real_b[pick]] + [e[pick] for e in edits.values()])
+ax = show_images(rows.cpu(), nrow=6, labels=["original", "CVAE swap", "diff of means",
+                                             "class mean"],
+                 title="Six test digits sent to another class")
+ax.set_xlabel("source -> target: " + ", ".join(f"{int(labels_b[i])}->{int(target[i])}"
+                                               for i in pick))
+plt.show()
+
+# %% [markdown]
+# Read each column from top to bottom: the original, then the three edits. The conditional
+# VAE redraws the digit as the target class in the original's hand (width, slant, stroke);
+# the difference of means often keeps the hand but not the class; the class mean is a clean,
+# anonymous prototype.
+#
+# ## 6. The scoreboard · deeper
+#
+# Every set below has the same number of images, scored against the same reference with the
+# same classifier:
+
+# %% tags=["nbval-ignore-output"]
+print(f"{'':30s} {'FD':>7s} {'confidence':>11s} {'accuracy':>9s}")
+for name, s in scores.items():
+    acc = "" if s.accuracy is None else f"{s.accuracy:9.1%}"
+    print(f"{name:30s} {s.frechet:7.2f} {s.confidence:11.1%} {acc}")
+assert len({s.n for s in scores.values()}) == 1                  # one size for every set
+if TRAINED:
+    fd = {name: s.frechet for name, s in scores.items()}
+    assert min(fd, key=fd.get) == "real test images (floor)"
+    assert min((v, k) for k, v in fd.items() if "floor" not in k)[1] == "VAE L=16: reconstructions"
+    assert max(swap.frechet, diff.frechet) < prior.frechet
+
+
+# %% [markdown]
+# Real test images set the floor. Reconstructions come closest to it: every one of them
+# starts from a real digit and keeps its class. Among the samples made from random numbers alone, the mixture
+# improves most on the prior; the conditional VAE, still sampling $\mathcal N(0, I)$, lies in
+# between, and it is the only one that lets you choose the digit. The two edits that keep the
+# original's style start from real digits and end closer to the floor than the prior's samples;
+# the class-mean edit shows why a yardstick needs the FD next to the accuracy.
+#
+# ## Exercises
+#
+# ### Exercise 1: the Fréchet distance of two diagonal Gaussians
+#
+# When both covariances are diagonal, $C_1 = \operatorname{diag}(v_1)$ and
+# $C_2 = \operatorname{diag}(v_2)$, the matrix square roots become square roots of numbers.
+# Work out what the formula of section 1 becomes, and write
+# `frechet_diagonal(m1, v1, m2, v2)` for means `m1, m2` and variances `v1, v2`, all of shape
+# $[D]$, returning one number.
+
+# %% tags=["solution"]
+def frechet_diagonal(m1: torch.Tensor, v1: torch.Tensor, m2: torch.Tensor, v2: torch.Tensor):
+    return (m1 - m2).pow(2).sum() + (v1.sqrt() - v2.sqrt()).pow(2).sum()
+
+
+# %%
+from companion.checks.better_samples import check_frechet_diagonal  # noqa: E402
+
+check_frechet_diagonal(frechet_diagonal)
+
+# %% [markdown]
+# ### Exercise 2: the E-step of EM
+#
+# Write `responsibilities(z, weights, means, variances)` for a mixture of $K$ diagonal
+# Gaussians: `z` is $[N, L]$, `weights` $[K]$, `means` and `variances` $[K, L]$; return the
+# $[N, K]$ responsibilities $r_{nk}$ of section 3. `companion.gaussians.gaussian_log_density(z,
+# mu, logvar)` gives the log density of each coordinate. Beware: in 16 dimensions a density
+# can be smaller than the smallest positive float, and the check includes such a point.
+
+# %% tags=["solution"]
+from companion.gaussians import gaussian_log_density  # noqa: E402
+
+
+def responsibilities(z: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
+                     variances: torch.Tensor) -> torch.Tensor:
+    log_joint = gaussian_log_density(z[:, None], means, variances.log()).sum(-1) + weights.log()
+    return (log_joint - log_joint.logsumexp(dim=1, keepdim=True)).exp()   # [N, K]
+
+
+# %%
+from companion.checks.better_samples import check_responsibilities  # noqa: E402
+
+check_responsibilities(responsibilities)
+
+# %% [markdown]
+# ### Exercise 3 (open): how many components?
+#
+# Refit the mixture of section 3 with $K = 1$ (a single Gaussian fitted to the codes), 3, 30
+# and 100 components, and score each with the yardstick. Which $K$ gives the lowest FD? With
+# many components the mixture starts to copy the training codes: decode a few mixture samples
+# next to their nearest training image (the training code nearest to each sample's $z$:
+# `torch.cdist(z, codes).argmin(1)`) and decide when a low FD stops meaning a good generator.
+#
+# ### Exercise 4 (open): how much room should $z$ get in a conditional VAE?
+#
+# Train `ConditionalVAE(latent_dim=4)` and `ConditionalVAE(latent_dim=16)` with the settings of
+# section 4 and score their samples and label swaps as in sections 4 and 5. Which one obeys the
+# label most often, and which has the lower FD? Explain the trade-off with what $z$ is free to
+# carry.
+#
+# ## Summary
+#
+# - Samples need their own yardstick. A classifier trained on real digits gives three numbers:
+#   the class fractions, the confidence, and a Fréchet distance between feature statistics.
+#   Two halves of the test set give the floor, and sets are compared at one size only.
+# - Samples from $\mathcal N(0, I)$ are worse than reconstructions because the aggregate
+#   posterior $q(z)$ does not fill the prior: many prior samples land in holes, where the
+#   decoder saw almost no codes, and they decode to weaker digits.
+# - A Gaussian mixture fitted to the codes by EM samples where the codes are, and the
+#   yardstick confirms the improvement; the VampPrior builds the same idea into training.
+# - A conditional VAE, told the label in its encoder and decoder, makes any digit on demand
+#   and changes a digit's class while keeping its style, more reliably than the attribute
+#   vectors of an unconditional VAE.
+#
+# ## References
+#
+# - M. Heusel, H. Ramsauer, T. Unterthiner, B. Nessler, S. Hochreiter (2017), "GANs Trained by
+#   a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", arXiv:1706.08500 — the
+#   Fréchet Inception Distance.
+# - D. C. Dowson and B. V. Landau (1982), "The Fréchet distance between multivariate normal
+#   distributions", *Journal of Multivariate Analysis* 12(3).
+# - M. D. Hoffman and M. J. Johnson (2016), "ELBO surgery: yet another way to carve up the
+#   variational evidence lower bound", NeurIPS Workshop on Advances in Approximate Bayesian
+#   Inference — the aggregate posterior and the split of the KL term.
+# - M. Rosca, B. Lakshminarayanan, S. Mohamed (2018), "Distribution Matching in Variational
+#   Inference", arXiv:1802.06847 — holes in the aggregate posterior and their samples.
+# - P. Ghosh, M. S. M. Sajjadi, A. Vergari, M. Black, B. Schölkopf (2020), "From Variational to
+#   Deterministic Autoencoders", ICLR, arXiv:1903.12436 — ex-post density estimation with a
+#   Gaussian mixture.
+# - J. M. Tomczak and M. Welling (2018), "VAE with a VampPrior", AISTATS, arXiv:1705.07120.
+# - K. Sohn, H. Lee, X. Yan (2015), "Learning Structured Output Representation using Deep
+#   Conditional Generative Models", NeurIPS — the conditional VAE.
+# - A. P. Dempster, N. M. Laird, D. B. Rubin (1977), "Maximum Likelihood from Incomplete Data
+#   via the EM Algorithm", *JRSS B* 39(1).
+# - The 2022 slides "Variational Autoencoder" (MNIST): the move toward the mean encoding of a
+#   label, which section 5 compares with the conditional VAE.
