@@ -254,13 +254,13 @@ print("prior samples in holes of q(z):",
       ", ".join(f"L = {L}: {in_hole[L].float().mean():.0%}" for L in (2, 16)),
       "  (5 % if p(z) matched q(z))")
 if TRAINED:
-    assert in_hole[2].float().mean() > 0.075 and in_hole[16].float().mean() > 0.3
+    assert in_hole[16].float().mean() > 0.3 and in_hole[2].float().mean() < 0.5 * in_hole[16].float().mean()
 
 # %% [markdown]
-# More than 5 % of prior samples land where the decoder saw few codes, and in 16 dimensions
-# far more: there, a third of the prior's samples or more go where real codes rarely are. In
-# two dimensions you can look at it: the density of $q(z)$ over the plane, the prior's circles
-# on top.
+# In 16 dimensions a third of the prior's samples or more go where real codes rarely are. In
+# two dimensions the share is far smaller (how close it comes to the 5 % of real codes depends
+# on the training run), and you can look at it: the density of $q(z)$ over the plane, the
+# prior's circles on top.
 
 # %%
 with torch.no_grad():
