@@ -21,9 +21,15 @@ NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 # The lowest releases pyproject.toml allows (a test keeps them in step), for `make test-floor`.
 FLOOR := torch==2.3.0 torchvision==0.18.0 numpy==1.24.0
 FLOOR_VENV := build/floor-venv
+# JupyterLab will not start as root without --allow-root; containers and cloud workspaces are root.
+AS_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
+# Another machine's numerics, imitated on this one: ATen's plain (non-vector) kernels, MKL
+# without AVX, one thread (another order of summation) and another training run of every model.
+PERTURBED := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 OMP_NUM_THREADS=1 \
+	MKL_NUM_THREADS=1 COURSE_SEED_OFFSET=1
 
 .PHONY: course test lab data notebooks bench install clean-cache exercises html pretrain badges \
-	test-floor
+	test-floor test-perturbed course-offsets
 
 course: install data                    ## set up, stage data, run every notebook into build/notebooks/
 	$(PY) tools/nbtool.py build
@@ -33,7 +39,16 @@ test: install data                      ## unit tests + pairing check + strict n
 	COURSE_FAST=1 $(PY) -m pytest tests notebooks $(NBVAL)
 
 lab: install data                       ## JupyterLab on the repository (notebooks/, exercises/)
-	$(BIN)jupyter lab
+	$(if $(AS_ROOT),@echo "Running as root (a container or cloud workspace?): JupyterLab needs --allow-root there and gets it.")
+	$(BIN)jupyter lab $(AS_ROOT)
+
+test-perturbed: install data            ## strict nbval (fast mode) as another machine would run it
+	$(PERTURBED) COURSE_FAST=1 $(PY) -m pytest notebooks $(NBVAL)
+
+course-offsets: install data            ## every notebook in full mode, other training runs (offsets 1, 2)
+	@status=0; for k in 1 2; do \
+	  COURSE_SEED_OFFSET=$$k $(PY) tools/nbtool.py build --out build/offset-$$k || status=1; \
+	done; exit $$status
 
 data: install                           ## fetch and verify the datasets (Kuzushiji-MNIST needs internet)
 	$(PY) tools/system.py dataset-fashion-mnist

@@ -116,17 +116,19 @@ def training_settings(model, data: ImageSet, fit_kwargs: dict) -> dict:
 
 
 def cache_key(model, data: ImageSet, test_data: ImageSet | None, fit_kwargs: dict) -> str:
-    """Hash of model, training settings, datasets, mode and FORMAT.
+    """Hash of model, training settings, datasets, mode, FORMAT and COURSE_SEED_OFFSET.
 
     Settings left at fit's default are not in the key (passing one explicitly changes
     nothing), so a new option of fit, added with a default, keeps every cached model.
     """
     changed = {k: v for k, v in training_settings(model, data, fit_kwargs).items()
                if v != FIT_SIGNATURE.parameters[k].default}
-    blob = json.dumps({"model": model.describe(), "training": changed,
-                       "data": data.tag, "test": test_data.tag if test_data else None,
-                       "fast": settings.fast_mode(), "format": FORMAT}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    described = {"model": model.describe(), "training": changed,
+                 "data": data.tag, "test": test_data.tag if test_data else None,
+                 "fast": settings.fast_mode(), "format": FORMAT}
+    if settings.seed_offset():        # only when set: the course's own runs keep their keys
+        described["seed_offset"] = settings.seed_offset()
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def cache_path(model, key: str) -> Path:

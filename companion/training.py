@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from companion import settings
 from companion.data import Batches, ImageSet
 from companion.losses import (RECONSTRUCTION, LossParts, elbo_loss, label_nll,
                               total_correlation, vq_loss)
@@ -245,7 +246,8 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
     """Train model on data; return the per-epoch History.
 
     fit reseeds the global random number generator with torch.manual_seed(seed), so a run
-    repeats exactly. beta weights the KL term; with warmup_epochs > 0 it ramps linearly from
+    repeats exactly; COURSE_SEED_OFFSET shifts that seed (see `settings.training_seed`), which
+    gives another run: another data order, other binarizations and other noise. beta weights the KL term; with warmup_epochs > 0 it ramps linearly from
     0 to beta over that many epochs (KL warm-up). free_bits > 0 trains with a floor of that
     many nats on each latent dimension's KL (see `losses.free_bits_kl`); the test numbers stay
     the true negative ELBO. tc_weight > 0 adds tc_weight times the total correlation of the
@@ -256,6 +258,7 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
     """
     check_device(model, data, test_data)
     check_targets(likelihood, data, test_data)
+    seed = settings.training_seed(seed)
     torch.manual_seed(seed)
     batches = Batches(data, batch_size, shuffle=True, seed=seed,
                       dynamic_binarization=dynamic_binarization)

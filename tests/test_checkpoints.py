@@ -70,6 +70,18 @@ def test_cache_key_changes_with_what_changes_the_result(monkeypatch):
     assert key != cache_key(model, data, None, {"epochs": 2})
 
 
+def test_a_seed_offset_gets_its_own_cache_key_and_offset_zero_keeps_the_old_one(monkeypatch):
+    monkeypatch.delenv("COURSE_SEED_OFFSET", raising=False)
+    model, data = MLPVAE(2), tiny_data()
+    key = cache_key(model, data, None, {"epochs": 2})
+    monkeypatch.setenv("COURSE_SEED_OFFSET", "0")
+    assert cache_key(model, data, None, {"epochs": 2}) == key
+    monkeypatch.setenv("COURSE_SEED_OFFSET", "1")
+    shifted = cache_key(model, data, None, {"epochs": 2})
+    monkeypatch.setenv("COURSE_SEED_OFFSET", "2")
+    assert len({key, shifted, cache_key(model, data, None, {"epochs": 2})}) == 3
+
+
 def test_a_new_fit_option_with_a_default_keeps_the_cache_key(monkeypatch):
     model, data = MLPVAE(2), tiny_data()
     key = cache_key(model, data, None, {"epochs": 2})

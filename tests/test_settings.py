@@ -1,6 +1,7 @@
 """Settings come from the environment; seeding makes CPU runs repeat."""
 from pathlib import Path
 
+import pytest
 import torch
 
 import companion
@@ -29,6 +30,16 @@ def test_ci_implies_offline(monkeypatch):
     assert settings.offline()
     monkeypatch.setenv("CI", "")
     assert not settings.offline()
+
+
+def test_seed_offset_shifts_training_seeds_and_explains_a_bad_value(monkeypatch):
+    monkeypatch.delenv("COURSE_SEED_OFFSET", raising=False)
+    assert settings.seed_offset() == 0 and settings.training_seed(5) == 5
+    monkeypatch.setenv("COURSE_SEED_OFFSET", "2")
+    assert settings.seed_offset() == 2 and settings.training_seed(5) == 7
+    monkeypatch.setenv("COURSE_SEED_OFFSET", "two")
+    with pytest.raises(ValueError, match="whole number"):
+        settings.training_seed(5)
 
 
 def test_seeding_repeats_random_numbers():

@@ -49,6 +49,17 @@ def test_autoencoder_trains_with_mse(mnist):
     assert history.kl == [0.0, 0.0] and history.loss[1] < history.loss[0]
 
 
+def test_a_seed_offset_trains_as_the_shifted_seed_would(mnist, monkeypatch):
+    runs = {}
+    for offset, seed in ((0, 5), (2, 3), (0, 3)):
+        monkeypatch.setenv("COURSE_SEED_OFFSET", str(offset))
+        torch.manual_seed(0)
+        model = MLPVAE(4)
+        fit(model, mnist[0], epochs=1, seed=seed, progress=False)
+        runs[offset, seed] = weights(model)
+    assert same(runs[0, 5], runs[2, 3]) and not same(runs[0, 3], runs[2, 3])
+
+
 def test_cpu_training_repeats_bit_for_bit(mnist):
     runs = []
     for _ in range(2):
