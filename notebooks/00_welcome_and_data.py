@@ -94,8 +94,10 @@ assert source_of("mnist") != "not staged"
 #
 # **Fast and full mode.** The stored outputs you are reading come from a full run. With
 # `COURSE_FAST=1` every notebook runs the *same code* with smaller numbers: each size is chosen
-# by `settings.pick(full, fast)`. Two more environment variables: `COURSE_DATA` moves the data
-# directory and `COURSE_DEVICE` forces a device (`cpu`, `cuda`, `mps`).
+# by `settings.pick(full, fast)`. Three more environment variables: `COURSE_DATA` moves the
+# data directory, `COURSE_DEVICE` forces a device (`cpu`, `cuda`, `mps`), and
+# `COURSE_SEED_OFFSET=1` (or 2, ...) shifts every training seed, so every model trains again
+# as another run would: a claim that holds only for one run fails there.
 #
 # Trained models are cached in `data/checkpoints/`, so running a notebook a second time loads
 # its models instead of training them again. (`make clean-cache` forgets them.)

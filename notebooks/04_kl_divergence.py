@@ -623,6 +623,7 @@ assert torch.isclose(scaled, as_beta_vae, rtol=1e-5)
 # %%
 def train(loss_fn, epochs: int, seed: int = 0) -> MLPVAE:
     """Train a fresh MLPVAE with Adam (lr 1e-3, batch 128) on train_set, minimising loss_fn."""
+    seed = settings.training_seed(seed)             # shifted by COURSE_SEED_OFFSET (notebook 00)
     torch.manual_seed(seed)
     model = MLPVAE(latent_dim=LATENT).to(settings.device())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -229,12 +229,13 @@ assert rmse_of["all black"] < 0.35
 # %%
 def train_briefly(reconstruction, steps: int) -> tuple[float, float]:
     """Train a latent-2 ConvVAE for `steps` batches; return the KL and RMSE of the last batches."""
-    torch.manual_seed(0)
+    seed = settings.training_seed(0)                # shifted by COURSE_SEED_OFFSET (notebook 00)
+    torch.manual_seed(seed)
     model = ConvVAE(latent_dim=2).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     data = load("mnist", "train").subset(steps * 32)
     kls, errors = [], []
-    for x, _ in Batches(data, batch_size=32, seed=0):
+    for x, _ in Batches(data, batch_size=32, seed=seed):
         logits, mu, logvar = model(x)
         kl = kl_divergence(mu, logvar).mean()
         loss = reconstruction(logits, x).mean() + kl
@@ -806,23 +807,23 @@ for beta, e in effects.items():
           f"{e['width'][bold]:.0f} columns), most width change z{wide + 1} ({e['width'][wide]:.0f} "
           f"columns, ink {e['ink'][wide]:.0f}); largest ink change "
           f"{e['ink'].max() / e['ink'].median():.1f}x the median; specific: {specific}")
-bold4, wide4, reproduced = reading(effects[4.0])
-print("one coordinate for boldness and another for width at beta = 4:", reproduced)
-if not settings.fast_mode():
-    assert not reproduced and effects[4.0]["width"][bold4] == effects[4.0]["width"].max()
-    assert effects[4.0]["ink"].max() < 1.5 * effects[4.0]["ink"].median()
+print("one coordinate for boldness and another for width at beta = 4:", reading(effects[4.0])[2])
+total_kl = {beta: e["kl"].sum().item() for beta, e in effects.items()}
+print("KL summed over the ten coordinates: " + ", ".join(
+    f"beta = {beta:.0f}: {kl:.1f} nats" for beta, kl in total_kl.items()))
+assert total_kl[4.0] < total_kl[1.0]
 
 # %% [markdown]
-# **Our run does not reproduce the tutorial's reading.** With $\beta = 4$ the coordinate
-# that changes the ink most also changes the width most, and no coordinate stands out: every
-# one of them changes the ink by a similar amount, within 1.5× of the median. With $\beta = 1$
-# it is no clearer. The likely reason is the budget, not the network: after 1/120 of the
-# tutorial's training the $\beta = 4$ encoder uses its ten coordinates very little (the KL
-# row: a few tenths of a nat each), and each row of the sweep changes the digit itself (a 0
-# or an 8 turning into a 9, a 1 or a 7) together with its ink and width, rather than one
-# property. Whether 20 epochs would separate boldness from
-# width, this run cannot say; the measurement above is how to check it when you can afford
-# them (a GPU trains all three models in minutes).
+# **Not tested at this budget.** The line above answers the question for this one training
+# run, and a run this short is chaotic: another seed, or another machine whose rounding sends
+# training down another path, can give the other answer, and runs of this very code have
+# given both. An outcome that flips with the run says nothing about the network, so this
+# notebook asserts neither. What holds in every run is the budget's mark on the codes: after
+# 1/120 of the tutorial's training the $\beta = 4$ encoder puts less information into its ten
+# coordinates than the $\beta = 1$ one (the summed KL above, asserted). Whether 20 epochs
+# separate boldness from width, as the tutorial reads them, is for you to test when you can
+# afford them (a GPU trains all three models in minutes): run the measurement above for two or
+# three training runs (`COURSE_SEED_OFFSET`, see notebook 00) and see whether the answer stays.
 
 # %% [markdown]
 # ## 11. The R torch book's experiment, run · deeper
