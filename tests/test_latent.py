@@ -34,7 +34,8 @@ def test_encode_all_gives_codes_of_an_autoencoder_in_order():
     model.train()
     codes = encode_all(model, data, batch_size=7)          # 4 batches, the last one partial
     assert codes.shape == (25, 2)
-    assert torch.allclose(codes, model.encode(data.images), atol=1e-6)
+    # batches of 7 against one batch of 25: other matmul blocking, float32 tolerance
+    assert torch.allclose(codes, model.encode(data.images), atol=1e-5)
     assert model.training                                   # the mode is put back
 
 
@@ -42,7 +43,7 @@ def test_encode_all_gives_the_posterior_mean_of_a_vae():
     torch.manual_seed(0)
     data, vae = random_imageset(12), MLPVAE(latent_dim=3, hidden=16).eval()
     mu = encode_all(vae, data, batch_size=5)
-    assert torch.allclose(mu, vae.encode(data.images)[0], atol=1e-6)
+    assert torch.allclose(mu, vae.encode(data.images)[0], atol=1e-5)
     assert not vae.training
 
 
@@ -64,7 +65,9 @@ def test_nearest_distance_matches_brute_force():
     got = nearest_distance(points, codes, chunk=16)           # several chunks
     assert got.shape == (40,)
     assert np.allclose(got.numpy(), brute.min(axis=1), atol=1e-4)
-    assert torch.allclose(nearest_distance(codes[:5], codes), torch.zeros(5), atol=1e-3)
+    # cdist's matmul path (beyond 25 codes) forms |a|^2 - 2ab + |b|^2: a distance of 0 comes out
+    # as the root of its rounding, ~sqrt(eps) |c| ~ 1e-3; the nearest other code is 0.25 away
+    assert torch.allclose(nearest_distance(codes[:5], codes), torch.zeros(5), atol=1e-2)
 
 
 def test_knn_classify_votes_for_the_cluster_a_point_sits_in():

@@ -62,7 +62,7 @@ def test_iwae_tightens_with_k():
              for k in (1, 10, 200)]
     assert means[0] < means[1] < means[2]
     est = importance_weighted(model, data, k=50, seed=1)
-    assert (est.log_px >= est.elbo - 1e-4).all()
+    assert (est.log_px >= est.elbo - 1e-6 * est.elbo.abs()).all()   # a few float32 ulps
 
 
 def test_iwae_converges_to_log_px_by_quadrature():

@@ -37,8 +37,9 @@ def test_the_label_reaches_the_decoder(cvae):
     images = torch.sigmoid(cvae.decode(z, torch.arange(10)))
     assert all(not torch.allclose(images[0], images[k]) for k in range(1, 10))
     # each row depends on its own z and label only: label 4 alone decodes to the same image
+    # (up to float32 rounding: a batch of 1 and one of 10 take other matmul kernels)
     assert torch.allclose(images[4], torch.sigmoid(cvae.decode(z[:1], torch.tensor([4])))[0],
-                          atol=1e-6)
+                          atol=1e-5)
 
 
 def test_the_label_reaches_the_encoder(cvae):

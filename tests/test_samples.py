@@ -46,6 +46,7 @@ def test_frechet_of_one_dimensional_gaussians_is_the_closed_form():
 def test_frechet_of_diagonal_gaussians_is_the_closed_form():
     m1, m2 = torch.randn(4, generator=gen(2)), torch.randn(4, generator=gen(3))
     v1, v2 = torch.rand(4, generator=gen(4)) + 0.1, torch.rand(4, generator=gen(5)) + 0.1
+    m1, m2, v1, v2 = (t.double() for t in (m1, m2, v1, v2))    # as frechet_gaussians computes
     want = (m1 - m2).pow(2).sum() + (v1.sqrt() - v2.sqrt()).pow(2).sum()
     assert frechet_gaussians(m1, torch.diag(v1), m2, torch.diag(v2)) == pytest.approx(want.item(),
                                                                                       rel=1e-6)

@@ -40,7 +40,9 @@ def check_mutual_information(mutual_information_fn: Callable[[torch.Tensor, torc
         expect(not math.isclose(got, entropy(a), rel_tol=1e-3) or math.isclose(want, entropy(a), rel_tol=1e-3),
                f"For {name} you returned H(a), the entropy of the first vector alone. MI "
                "compares the joint table with the product of the two marginals.")
-        expect(math.isclose(got, want, rel_tol=1e-3, abs_tol=1e-6),
+        # abs_tol: for independent labels the MI (~7e-4) may come as H(a) + H(b) - H(a, b), a
+        # difference of ~2.5-nat entropies that float32 holds to ~3e-7
+        expect(math.isclose(got, want, rel_tol=1e-3, abs_tol=1e-5),
                f"For {name} you returned {got:.4f} nats; expected {want:.4f}. Count the pairs "
                "(a_i, b_i) into a joint table, divide by N, and sum p log(p / (p_a p_b)) over "
                "the non-empty cells.")
@@ -133,7 +135,8 @@ def check_gaussian_total_correlation(tc_fn: Callable[[torch.Tensor], float]) -> 
         return got
 
     got = ask(torch.diag(torch.tensor([0.5, 2.0, 4.0], dtype=torch.float64)))
-    expect(abs(got) < 1e-6, f"for a diagonal covariance you returned {got:.4f}: independent "
+    # 0 up to rounding: ~1e-16 in float64, a few 1e-7 for an answer computed in float32
+    expect(abs(got) < 1e-5, f"for a diagonal covariance you returned {got:.4f}: independent "
            "coordinates have a total correlation of exactly 0")
     want = _reference_tc(unit)
     got = ask(unit)

@@ -94,6 +94,7 @@ def check_beta_optimal_q(beta_optimal_q: Callable[..., tuple[torch.Tensor, torch
     """Exercise 2: beta_optimal_q(model, x, beta) -> (mean [N, K], cov [K, K]) maximizing the beta-ELBO."""
     model, x = _problem()
     k = model.latent_dim
+    # atol=1e-5 below: an answer solved in float32 is off by ~4e-7 in means of ~2.5
     for beta in (1.0, 0.3, 4.0):
         answer = beta_optimal_q(model, x, beta)
         expect(isinstance(answer, tuple) and len(answer) == 2, "return a pair (mean, cov)")
@@ -102,20 +103,20 @@ def check_beta_optimal_q(beta_optimal_q: Callable[..., tuple[torch.Tensor, torch
         want_mean, want_cov = _beta_optimum(model, x, beta)
         post_mean, post_cov = model.posterior(x)
         if beta == 1.0:
-            expect(torch.allclose(mean, post_mean, atol=1e-6) and torch.allclose(cov, post_cov, atol=1e-6),
+            expect(torch.allclose(mean, post_mean, atol=1e-5) and torch.allclose(cov, post_cov, atol=1e-5),
                    "at beta = 1 the best q is the exact posterior p(z|x) = model.posterior(x); "
                    "yours is not")
             continue
-        expect(not (torch.allclose(mean, post_mean, atol=1e-6) and torch.allclose(cov, post_cov, atol=1e-6)),
+        expect(not (torch.allclose(mean, post_mean, atol=1e-5) and torch.allclose(cov, post_cov, atol=1e-5)),
                f"at beta={beta} you return the posterior: beta weighs the KL to the prior, so the "
                "best q moves toward N(0, I)")
-        expect(torch.allclose(mean, want_mean, atol=1e-6),
+        expect(torch.allclose(mean, want_mean, atol=1e-5),
                f"the mean is wrong at beta={beta}: set the gradient with respect to the mean to zero, "
                "W^T (x - b - W m) / sigma^2 - beta m = 0, and solve for m")
-        expect(not torch.allclose(cov, want_cov / beta, atol=1e-6),
+        expect(not torch.allclose(cov, want_cov / beta, atol=1e-5),
                f"the covariance at beta={beta} misses a factor beta: the gradient with respect to "
                "the covariance gives S^-1 = I + W^T W / (beta sigma^2)")
-        expect(torch.allclose(cov, want_cov, atol=1e-6),
+        expect(torch.allclose(cov, want_cov, atol=1e-5),
                f"the covariance is wrong at beta={beta}: set the gradient of the beta-ELBO with "
                "respect to S to zero (d tr(AS)/dS = A, d log det S / dS = S^-1)")
         better = model.elbo(x, mean, cov, beta) >= model.elbo(x, want_mean, want_cov, beta) - 1e-9
