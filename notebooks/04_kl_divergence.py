@@ -612,7 +612,7 @@ scaled = 784 * mean_reduced_loss(logits, x, mu_x, logvar_x)
 as_beta_vae = parts.reconstruction + beta_equivalent * parts.kl
 print(f"784 x mean-reduced loss          = {scaled:.1f}")
 print(f"R + (784/L) K  (beta = {beta_equivalent:.1f})      = {as_beta_vae:.1f}")
-assert torch.isclose(scaled, as_beta_vae, rtol=1e-5)
+assert torch.isclose(scaled, as_beta_vae, rtol=1e-4)   # float32 sums of 100 352 terms, two orders
 
 
 # %% [markdown]

@@ -385,8 +385,9 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 radius = codes[2].norm(dim=1)
 print(f"L = 2: mean of the codes {[round(v, 2) for v in codes[2].mean(0).tolist()]}, "
-      f"share inside |z| < 3: {(radius < 3).float().mean():.3f}")
-assert (radius < 3).float().mean() > settings.pick(0.9, 0.3)   # fast mode: barely trained
+      f"share inside |z| < 3: {(radius < 3).float().mean():.3f} (the prior's: "
+      f"{1 - math.exp(-9 / 2):.3f})")
+assert (radius < 3).float().mean() > settings.pick(0.8, 0.3)   # fast mode: barely trained
 
 # %% [markdown]
 # ### Walking the 2-D latent space

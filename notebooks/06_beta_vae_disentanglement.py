@@ -690,7 +690,7 @@ tc_estimates = {}
 for name, m in (("independent coordinates", mu), ("z_2 a copy of z_1", copied)):
     z = m + 0.3 * torch.randn(m.shape, generator=g)
     tc = my_total_correlation(z, m, logvar)
-    assert torch.allclose(tc, total_correlation(z, m, logvar), atol=1e-5)
+    assert torch.allclose(tc, total_correlation(z, m, logvar), rtol=1e-4, atol=1e-4)  # float32 sums
     tc_estimates[name] = tc.mean().item()
     print(f"{name:<24} TC ≈ {tc_estimates[name]:.3f} nats")
 assert abs(tc_estimates["independent coordinates"]) < 0.1

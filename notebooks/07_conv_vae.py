@@ -919,7 +919,7 @@ print(f"z_0 decoded next to other points, training mode: pixels differ by {mean_
 print(f"z_0 decoded next to other points, eval mode:     pixels differ by {mean_diff(eval_a[0], eval_b[0]):.4f}")
 print(f"same 64 points, training mode against eval mode: pixels differ by {mean_diff(train_a, eval_a):.4f}")
 print(f"running means moved by one training-mode call:   {mean_diff(stats(used), stats(bn)):.4f}")
-assert torch.allclose(eval_a[0], eval_b[0], atol=1e-6) and mean_diff(train_a[0], train_b[0]) > 1e-3
+assert torch.allclose(eval_a[0], eval_b[0], atol=1e-5) and mean_diff(train_a[0], train_b[0]) > 1e-3
 assert not torch.equal(stats(used), stats(bn))
 before = stats(bn).clone()
 bn.train()
