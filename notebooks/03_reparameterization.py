@@ -418,7 +418,7 @@ for head in ("mu", "logvar"):
 # as $\sigma^2$ and half of the outputs are meaningless.
 
 # %%
-h = torch.linspace(-4, 4, 81)                            # what a linear head might output
+h = torch.arange(-40, 41) / 10        # what a linear head might output; 0 exactly in the middle
 fig, ax = plt.subplots(figsize=(6.5, 4))
 ax.plot(h, h, label="$h$ read as $\\sigma$")
 ax.plot(h, h.sqrt(), label="$h$ read as $\\sigma^2$: $\\sigma = \\sqrt{h}$")

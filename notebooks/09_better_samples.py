@@ -131,8 +131,9 @@ def frechet(m1: torch.Tensor, c1: torch.Tensor, m2: torch.Tensor, c2: torch.Tens
 one_d = frechet(torch.tensor([1.0]), torch.tensor([[4.0]]),         # N(1, 2^2)
                 torch.tensor([-1.0]), torch.tensor([[1.0]]))        # N(-1, 1^2)
 print(f"1-D: N(1, 2^2) vs N(-1, 1^2): {one_d:.4f}  (by hand: 2^2 + (2 - 1)^2 = 5)")
-a = torch.randn(6, 6, generator=torch.Generator().manual_seed(0))
-cov, mean, eye = a @ a.T, torch.randn(6), torch.eye(6)
+g = torch.Generator().manual_seed(0)     # its own generator: the same numbers on every run
+a = torch.randn(6, 6, generator=g)
+cov, mean, eye = a @ a.T, torch.randn(6, generator=g), torch.eye(6)
 print(f"6-D: ours {frechet(mean, cov, 0 * mean, eye):.4f}, "
       f"companion {frechet_gaussians(mean, cov, 0 * mean, eye):.4f}")
 tol = 1e-6 * (1 + cov.trace().item())    # float64 rounding, magnified by a square root near 0

@@ -305,10 +305,12 @@ first_q, last_q = (torch.tensor(part).median().item() for part in
 for min_sigma, probe in probes.items():
     print(f"min_sigma={min_sigma}: smallest sigma {min(probe.min_sigma):.1e}; worst test NLL, "
           f"median over the second half of training: {late[min_sigma]:.0f} nats")
+print(f"without the floor, the worst image's loss is {late[0.0] / late[0.01]:.1f} times the "
+      "floored model's in this run")
 assert min(probes[0.01].min_sigma) > 0.0099 and not diverged[0.01]
-if TRAINED:   # without the floor sigma collapses, and single images pay for it
-    assert min(probes[0.0].min_sigma) < 1e-6 and late[0.0] > 5 * late[0.01]
-    assert last_q < 0.5 * first_q                                  # the floored model learns
+if TRAINED:   # without the floor sigma collapses; with it the model learns
+    assert min(probes[0.0].min_sigma) < 1e-6
+    assert last_q < 0.5 * first_q
 
 # %%
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -323,8 +325,10 @@ plt.show()
 # %% [markdown]
 # Without a floor, the smallest σ falls below $10^{-6}$ (left): wherever the decoder predicts
 # a background pixel well, σ races toward 0. The worst test image then pays for the few
-# pixels where its garment reaches into what the decoder took for background (right): in the
-# second half of training its loss is more than five times the floored model's. A handful of
+# pixels where its garment reaches into what the decoder took for background (right). How
+# much it pays changes a lot from one training run to the next (try other runs with
+# `COURSE_SEED_OFFSET`, notebook 00): the ratio printed above is this run's alone, so this
+# notebook asserts no size for it. A handful of
 # pixels dominate the loss and training lurches; the loss can even become NaN, and `fit` then
 # stops with `TrainingDiverged` and keeps the last good weights (the first line printed above
 # says whether that happened in this run; its advice about inputs and learning rates is the
