@@ -574,11 +574,7 @@ for init, u in usages.items():
     h = vq_runs[init]["history"]
     print(f"init={init!r:<10} perplexity {u.perplexity:5.1f}, codes used {u.used:4.0%}, "
           f"test loss {h.test_loss[-1]:6.1f}, of which reconstruction {h.test_reconstruction[-1]:6.1f}")
-if TRAINED:
-    assert usages["data"].perplexity > usages["uniform"].perplexity
-    assert usages["data"].used > usages["uniform"].used
-    assert (vq_runs["data"]["history"].test_reconstruction[-1]
-            < vq_runs["uniform"]["history"].test_reconstruction[-1])
+assert all(1 <= u.perplexity <= 128 * u.used + 1e-9 for u in usages.values())
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -590,11 +586,13 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# Starting from the data, the model uses more of its codebook (a higher perplexity and a
-# larger share of codes used) and reconstructs better (a lower reconstruction term), at no
-# extra cost.
-# In the curves, the counts of both codebooks fall off alike at first, but with
-# `init="data"` many more codes stay in use before the count drops to zero.
+# Does starting from the data help? **Not resolved with one run of each.** The lines above
+# compare one training run of each codebook, and one run each cannot say whether a
+# difference belongs to the initialisation or to the run: trained again with other seeds
+# (`COURSE_SEED_OFFSET`, notebook 00), the order of the two rows can change. So this notebook
+# asserts no winner; to settle it, train each kind over several seeds and compare the spread,
+# as notebook 06 does for β. In the curves, where each one drops to zero is the number of
+# codes in use.
 #
 # **Samples need a prior over the codes.** A VAE samples $z\sim\mathcal N(0, I)$ because the
 # KL term pulled its codes toward that prior. A VQ-VAE trained no such thing: its prior is

@@ -34,13 +34,14 @@ def test_every_notebook_is_paired_with_its_source():
     assert " 0 out of sync" in done.stdout
 
 
-def test_ci_runs_the_readme_test_command_and_nothing_else():
+def test_ci_runs_the_readme_test_command_and_the_documented_perturbed_run_only():
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"^(make \w+)$", readme, flags=re.M)
     assert "make course" in commands and "make test" in commands
+    assert "`make test-perturbed`" in readme
     lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     steps = [line for line in lines if line and not line.startswith(("#", "set -", "cd "))]
-    assert steps == ["make test"]
+    assert steps == ["make test", "make test-perturbed"]
 
 
 def dry_run(*args: str) -> list[str]:
