@@ -715,9 +715,8 @@ sprite_vaes.update({(TCVAE, seed): sprite_vae(seed, beta=1.0, tc_weight=TC_WEIGH
                     for seed in SEEDS})
 results, scores, per = mig_table(sprite_vaes)
 mean = {name: s.mean().item() for name, s in scores.items()}
-if TRAINED:   # what the paragraph after the next table says
-    assert mean[TCVAE] < mean["β = 8"] and per[TCVAE][1] > per["β = 8"][1]
-    assert (per[TCVAE][3:] < per["β = 8"][3:]).all()
+separated = (scores["β = 8"].min() > scores[TCVAE].max()) or (scores[TCVAE].min() > scores["β = 8"].max())
+print(f"every run of one method above every run of the other (β-TCVAE, β = 8): {separated}")
 
 # %% [markdown]
 # The three rows come from models trained for the same number of steps. How much
@@ -747,9 +746,12 @@ if TRAINED:
 # information expensive, and its coordinates share much less than those of β = 1 (the TC
 # column; estimated on one batch, so compare the rows, not the numbers with 0). The β = 8
 # model has even less TC: TC is part of the KL, and β = 8 charges 8 for each of its nats
-# too, while it squeezes the rate. Its MIG, though, is below that of β = 8 here: the MIG
-# table above shows a larger gap for scale and smaller ones for the positions, and the
-# seeds scatter more. A low total correlation means independent coordinates, which
+# too, while it squeezes the rate. Does β-TCVAE disentangle better or worse than β = 8 by
+# MIG? **Not resolved at three seeds** here: the line under the MIG table says whether every
+# run of one method beat every run of the other, and unless it says True, three runs each do
+# not separate the two methods. Nor would it be a fair contest: b = 6 and the batches of 64
+# were not tuned for β-TCVAE, whose TC estimate is coarse on small batches, as β = 8 was
+# chosen for the β-VAE. A low total correlation means independent coordinates, which
 # disentanglement needs but which is not enough: any rotation of two independent Gaussian
 # coordinates of equal variance is again independent, so the TC cannot tell a coordinate
 # for $x$ from one for $x + y$.
