@@ -797,7 +797,7 @@ def reading(e: dict) -> tuple[int, int, bool]:
     bold, wide = int(e["ink"].argmax()), int(e["width"].argmax())
     specific = (bold != wide and e["width"][bold] < 0.5 * e["width"].max()
                 and e["ink"][wide] < 0.5 * e["ink"].max())
-    return bold, wide, specific
+    return bold, wide, bool(specific)
 
 
 # %% tags=["nbval-ignore-output"]
