@@ -877,7 +877,7 @@ if TRAINED:
     assert made1["active"] == 20 and made1["kl"] > 10                 # β = 1: z in use ...
     assert 0 < made3["elbo"] - made1["elbo"] < 2.5                    # ... but worth about a nat
     assert made1["kl"] > 0.8 * (made3["reconstruction"] - made1["reconstruction"])
-    assert made3["active"] == 0 and made3["kl_u"].max() < 0.01        # β = 3: collapsed
+    assert made3["kl"] < 0.2 and made3["kl_u"].max() < 0.05          # β = 3: collapsed
     assert mlp3["active"] >= 15 and mlp3["kl"] > 8                     # the MLP decoder: not
     assert made3["elbo"] < mlp3["elbo"] - 10
 
@@ -887,8 +887,9 @@ if TRAINED:
 # are active. But $z$ is worth little to it. The code cuts the reconstruction term a lot and
 # costs almost as many nats of KL, so the model one row down, which has no code at all, is only
 # about a nat worse in ELBO. Charge three times as much for each nat of KL and the trade no
-# longer pays: at $\beta = 3$ no unit is active and every dimension's KL is within a hundredth
-# of a nat of zero. That is posterior collapse. The MLP decoder at the same $\beta$ keeps most
+# longer pays: at $\beta = 3$ the whole code carries under a fifth of a nat, and no dimension
+# more than a few hundredths (a run may leave one of them just active, its mean varying a
+# little from image to image). That is posterior collapse. The MLP decoder at the same $\beta$ keeps most
 # of its units: without $z$ it has nothing to draw from. And note the $-$ELBO column: the
 # collapsed model is still a far better density model than the MLP VAE. Collapse costs you the
 # code, not the likelihood.
