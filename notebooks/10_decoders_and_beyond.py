@@ -406,10 +406,10 @@ if TRAINED:
     assert all(fd_samples > 1.5 * fd_rebuilt for fd_samples, fd_rebuilt in scores.values())
     assert all(scores[best][i] == min(v[i] for v in scores.values()) for i in (0, 1))
     assert labelled[best] == max(labelled.values())
-    assert scores["Gaussian, sigma per pixel, floor 0.01"][0] > 1.5 * max(
+    assert scores["Gaussian, sigma per pixel, floor 0.01"][0] > 1.2 * max(
         v[0] for name, v in scores.items() if "per pixel" not in name)
     bernoulli, fixed = scores["Bernoulli"], scores["Gaussian, sigma 0.71 fixed"]
-    assert abs(bernoulli[0] - fixed[0]) < 0.1 * bernoulli[0] and bernoulli[1] < 0.8 * fixed[1]
+    assert bernoulli[1] < 0.8 * fixed[1]
 
 # %%
 generator = torch.Generator().manual_seed(1)
@@ -423,11 +423,13 @@ plt.show()
 # 09 measured on MNIST. The learned shared σ wins on every count: the closest samples, the
 # closest reconstructions, and the reconstructions the classifier most often reads as the
 # garment they came from ("labelled right"; on real images the classifier itself is only that
-# accurate, as printed first). And the per-pixel σ, even with its floor, draws by far the worst
+# accurate, as printed first). And the per-pixel σ, even with its floor, draws the worst
 # samples, pale ghosts of garments: its decoder raised σ where it was unsure instead of
 # drawing the pixel, and a mean image needs no detail where the model calls the pixel noise.
-# Between the Bernoulli decoder and the fixed σ = 0.71 the samples score about the same,
-# while the Bernoulli decoder reconstructs clearly better.
+# Between the Bernoulli decoder and the fixed σ = 0.71, the Bernoulli decoder reconstructs
+# clearly better; whether their samples differ, one run of each cannot say. (Each row is one
+# training run: the orders asserted here also hold for runs with other seeds,
+# `COURSE_SEED_OFFSET=1` and `2`; the sizes of the gaps change from run to run.)
 #
 # ## 6. Discrete codes: a small VQ-VAE · deeper
 #
