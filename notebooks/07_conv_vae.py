@@ -625,7 +625,6 @@ assert speed["MLP VAE 784-400-20"] > speed["ConvVAE, latent 20"]
 size = {name: parameter_count(model) for name, (model, _) in table.items()}
 assert size["MLP VAE 784-400-20"] > size["ConvVAE, latent 20"]
 
-
 # %% [markdown]
 # Read the table row by row. The MLP VAE has more parameters than the conv VAE of the same
 # latent size, yet trains faster per image: a matrix product on 784 numbers is cheap, a
@@ -1038,6 +1037,7 @@ print(f"test -ELBO after {pipeline['config']['epochs']} epochs: {ours['final_tes
       f"against {loader['final_test_loss']:.1f}")
 assert ours["speedup_over_torchvision"] > 1.5 and ours["data_only_speedup"] > 10
 assert abs(ours["final_test_loss"] - loader["final_test_loss"]) < 1
+
 
 # %% [markdown]
 # Building batches by indexing is tens of times faster than the `DataLoader`; once the
