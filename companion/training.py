@@ -246,13 +246,14 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
     """Train model on data; return the per-epoch History.
 
     fit reseeds the global random number generator with torch.manual_seed(seed), so a run
-    repeats exactly; COURSE_SEED_OFFSET shifts that seed (see `settings.training_seed`), which
-    gives another run: another data order, other binarizations and other noise. beta weights the KL term; with warmup_epochs > 0 it ramps linearly from
-    0 to beta over that many epochs (KL warm-up). free_bits > 0 trains with a floor of that
-    many nats on each latent dimension's KL (see `losses.free_bits_kl`); the test numbers stay
-    the true negative ELBO. tc_weight > 0 adds tc_weight times the total correlation of the
-    codes (`losses.total_correlation`) to the loss: beta = 1, tc_weight = b - 1 is the
-    beta-TCVAE of Chen et al. (2018) with weight b on TC. precision: see `train_step`.
+    repeats exactly; COURSE_SEED_OFFSET shifts that seed (`settings.training_seed`): another
+    run, with another data order, other binarizations and other noise. beta weights the KL
+    term; with warmup_epochs > 0 it ramps linearly from 0 to beta over that many epochs (KL
+    warm-up). free_bits > 0 trains with a floor of that many nats on each latent dimension's KL
+    (see `losses.free_bits_kl`); the test numbers stay the true negative ELBO. tc_weight > 0
+    adds tc_weight times the total correlation of the codes (`losses.total_correlation`) to the
+    loss: beta = 1, tc_weight = b - 1 is the beta-TCVAE of Chen et al. (2018) with weight b on
+    TC. precision: see `train_step`.
     on_batch(model, step) is called before the first batch (step 0) and after every `every`
     batches. The model and the data must be on the same device (see `check_device`).
     """
