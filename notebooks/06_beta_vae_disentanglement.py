@@ -517,7 +517,6 @@ def mig_table(models: dict) -> tuple[dict, dict[str, torch.Tensor], dict[str, to
 # %% tags=["nbval-ignore-output"]
 results, scores, per = mig_table(sprite_vaes)
 mean = {name: s.mean().item() for name, s in scores.items()}
-sd = {name: s.std().item() for name, s in scores.items()}
 print(f"MIG(β = 8) - MIG(β = 1) = {mean['β = 8'] - mean['β = 1']:+.3f}; worst β = 8 run "
       f"{scores['β = 8'].min():.3f}, best β = 1 run {scores['β = 1'].max():.3f}")
 assert all(0 <= r.score <= 1 for r in results.values())
@@ -532,7 +531,7 @@ if TRAINED:   # every β = 8 run above every β = 1 run: by chance 1 time in 20 
 # every β = 1 run. If β made no difference, each of the 20 ways to pick which three of the six
 # runs come out on top would be as likely as the others, so this ordering would turn up by
 # chance once in 20 tries: evidence, not proof, at three seeds each. Look at the seeds one by
-# one too: the runs of one β scatter widely (the sd column), so a single run proves little.
+# one too: the runs of one β scatter (the sd column), so a single run proves little.
 #
 # ### Where each factor went · deeper
 #
@@ -715,7 +714,8 @@ sprite_vaes.update({(TCVAE, seed): sprite_vae(seed, beta=1.0, tc_weight=TC_WEIGH
                     for seed in SEEDS})
 results, scores, per = mig_table(sprite_vaes)
 mean = {name: s.mean().item() for name, s in scores.items()}
-separated = (scores["β = 8"].min() > scores[TCVAE].max()) or (scores[TCVAE].min() > scores["β = 8"].max())
+separated = (scores["β = 8"].min() > scores[TCVAE].max()
+             or scores[TCVAE].min() > scores["β = 8"].max())
 print(f"every run of one method above every run of the other (β-TCVAE, β = 8): {separated}")
 
 # %% [markdown]
