@@ -126,8 +126,9 @@ def cache_key(model, data: ImageSet, test_data: ImageSet | None, fit_kwargs: dic
     described = {"model": model.describe(), "training": changed,
                  "data": data.tag, "test": test_data.tag if test_data else None,
                  "fast": settings.fast_mode(), "format": FORMAT}
-    if settings.seed_offset():        # only when set: the course's own runs keep their keys
-        described["seed_offset"] = settings.seed_offset()
+    offset = settings.seed_offset()
+    if offset:                        # only when set: the course's own runs keep their keys
+        described["seed_offset"] = offset
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
