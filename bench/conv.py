@@ -36,9 +36,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a plain checkout too
 from companion.data import Batches, load  # noqa: E402
-from companion.inspect import parameter_count  # noqa: E402
+from companion.introspect import parameter_count  # noqa: E402
 from companion.losses import elbo_loss  # noqa: E402
-from companion.models import LR, BADConvVAE, ConvVAE  # noqa: E402
+from companion.models import BADConvVAE, ConvVAE  # noqa: E402
 from companion.training import evaluate, make_optimizer, train_step  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -101,7 +101,7 @@ def new_run(name: str, cfg: Config) -> Run:
     model = ConvVAE(cfg.latent_dim)
     if name.endswith("channels-last"):
         model = model.to(memory_format=torch.channels_last)
-    run = Run(name, model, make_optimizer(model, 1e-3 if name.endswith("lr1e-3") else LR))
+    run = Run(name, model, make_optimizer(model, 1e-3 if name.endswith("lr1e-3") else ConvVAE.lr))
     if name.endswith("compiled"):
         model.body, model.decoder = torch.compile(model.body), torch.compile(model.decoder)
     return run
@@ -167,7 +167,7 @@ def to_markdown(res: dict, command: str) -> str:
     cfg = res["config"]
     lines = ["# Conv VAE benchmark: the slides' BADConvVAE vs. the course's ConvVAE", "",
              f"{cfg['epochs']} epochs on {cfg['train_size']} MNIST training images, latent "
-             f"{cfg['latent_dim']}, batch {cfg['batch_size']}, Adam (lr 1e-3 for slides, {LR:g} "
+             f"{cfg['latent_dim']}, batch {cfg['batch_size']}, Adam (lr 1e-3 for slides, {ConvVAE.lr:g} "
              "for course unless named), epochs "
              "interleaved, training time only. Test loss: negative ELBO per image (Bernoulli "
              f"NLL summed over pixels + KL) on {cfg['test_size']} test images.", "",

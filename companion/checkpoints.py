@@ -7,33 +7,38 @@ in one step, so two kernels saving the same file never leave a half-written or m
 is read with ``torch.load(..., weights_only=True)``, which unpickles tensors and plain
 containers only, so opening a checkpoint from someone else cannot run their code.
 
-`train_or_load` keys a cache under ``<data>/checkpoints/`` by a hash of the model's
-description, the training settings, the datasets, the fast/full mode and `FORMAT` (not the
-initial weights): a notebook run a second time loads its models instead of training them
-again. Only a finished training is cached; an entry that cannot be read is reported and
-trained again.
+`train_or_load` keys a cache under ``<data>/checkpoints/`` by a hash of what shapes the
+weights: the model's description, the source code of its class (and of the classes it builds
+on) and of the losses, the training settings, a fingerprint of the training tensors
+(`ImageSet.fingerprint`), the fast/full mode and `FORMAT` (not the initial weights, the test
+set or the callbacks): a notebook run a second time loads its models instead of training them
+again, and an edit to a model or a loss retrains it. Only a finished training is cached; an
+entry that cannot be read is reported and trained again.
 
-When a change to the code changes what training produces (a model's forward pass, a loss,
-the training loop), bump `FORMAT`: every cached model then gets a new key and is retrained,
-and `load` refuses checkpoints of the old format.
+When a change to the training loop or the file layout changes what a checkpoint holds, bump
+`FORMAT`: every cached model then gets a new key, and `load` refuses older checkpoints.
 """
 from __future__ import annotations
 
 import hashlib
 import inspect
 import json
+import math
 import os
+import sys
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from companion import settings
+from companion import gaussians, losses, settings
 from companion.data import ImageSet
 from companion.models import build
-from companion.training import History, SampleStrip, check_device, check_targets, fit
+from companion.training import (History, SampleStrip, check_device, check_targets, evaluate,
+                                fit)
 
-FORMAT = 2   # bump to invalidate every cached model and older checkpoints (see above)
+FORMAT = 3   # bump to invalidate every cached model and older checkpoints (see above)
 FIT_SIGNATURE = inspect.signature(fit)  # fills in fit's defaults, so explicit == omitted
 NOT_IN_KEY = ("model", "data", "test_data", "on_batch", "progress")  # cannot change the weights
 
@@ -109,23 +114,46 @@ def _pretty(description: dict) -> str:
 
 
 def training_settings(model, data: ImageSet, fit_kwargs: dict) -> dict:
-    """Every argument of fit that shapes the weights, defaults filled in."""
-    bound = FIT_SIGNATURE.bind(model, data, **fit_kwargs)
+    """Every argument of fit that shapes the weights, defaults filled in (as plain values)."""
+    try:
+        bound = FIT_SIGNATURE.bind(model, data, **fit_kwargs)
+    except TypeError as err:
+        raise TypeError(f"{err}. fit takes: {', '.join(list(FIT_SIGNATURE.parameters)[2:])}; "
+                        "the loss's weights go in objective=Objective(beta=..., ...).") from None
     bound.apply_defaults()
-    return {k: v for k, v in bound.arguments.items() if k not in NOT_IN_KEY}
+    return {k: asdict(v) if isinstance(v, losses.Objective) else v
+            for k, v in bound.arguments.items() if k not in NOT_IN_KEY}
 
 
-def cache_key(model, data: ImageSet, test_data: ImageSet | None, fit_kwargs: dict) -> str:
-    """Hash of model, training settings, datasets, mode, FORMAT and COURSE_SEED_OFFSET.
+def code_version(model) -> str:
+    """A hash of the code that computes the model and its loss: the modules of its classes
+    (its own and those it builds on, with their layers and helpers), `companion.losses` and
+    `companion.gaussians`, and the source of a class defined outside the package (in a
+    notebook, say) where Python can find it. An edit there retrains the model."""
+    sources = {inspect.getsource(losses), inspect.getsource(gaussians)}
+    for cls in type(model).__mro__:
+        if cls.__module__.startswith("companion."):
+            sources.add(inspect.getsource(sys.modules[cls.__module__]))
+        elif not cls.__module__.startswith(("torch", "builtins")):
+            try:
+                sources.add(inspect.getsource(cls))
+            except (OSError, TypeError):   # defined where no source is kept
+                sources.add(cls.__qualname__)
+    return hashlib.sha256("".join(sorted(sources)).encode()).hexdigest()[:16]
+
+
+def cache_key(model, data: ImageSet, fit_kwargs: dict) -> str:
+    """Hash of model, its code, training settings, training data, mode, FORMAT and
+    COURSE_SEED_OFFSET: everything that shapes the weights, nothing else.
 
     Settings left at fit's default are not in the key (passing one explicitly changes
     nothing), so a new option of fit, added with a default, keeps every cached model.
     """
+    defaults = training_settings(model, data, {})
     changed = {k: v for k, v in training_settings(model, data, fit_kwargs).items()
-               if v != FIT_SIGNATURE.parameters[k].default}
-    described = {"model": model.describe(), "training": changed,
-                 "data": data.tag, "test": test_data.tag if test_data else None,
-                 "fast": settings.fast_mode(), "format": FORMAT}
+               if v != defaults[k]}
+    described = {"model": model.describe(), "code": code_version(model), "training": changed,
+                 "data": data.fingerprint(), "fast": settings.fast_mode(), "format": FORMAT}
     offset = settings.seed_offset()
     if offset:                        # only when set: the course's own runs keep their keys
         described["seed_offset"] = offset
@@ -141,9 +169,12 @@ def train_or_load(model, data: ImageSet, test_data: ImageSet | None = None,
                   strip: SampleStrip | None = None, **fit_kwargs) -> History:
     """Load model weights from the cache if this exact training ran before; else train and save.
 
-    The key covers the architecture, the training settings, the data and the mode, but not the
-    initial weights: a model built after a different torch.manual_seed gets the cached one. To
-    retrain it, run `make clean-cache` (or delete its file under <data>/checkpoints/).
+    The key covers the architecture and its code, the training settings, the training data and
+    the mode, but not the initial weights: a model built after a different torch.manual_seed
+    gets the cached one. To retrain it, run `make clean-cache` (or delete its file under
+    <data>/checkpoints/). The test set is not in the key: a model cached with another test set
+    is loaded, its last epoch's test numbers are measured again on this one, and the earlier
+    epochs' test numbers become NaN (they were measured on the other set).
     With a `SampleStrip`, the strip is recorded while training and cached with the weights (a
     cached model without one is trained again to record it). A run stopped with Ctrl-C keeps
     its last finished epoch in memory and caches nothing.
@@ -153,11 +184,16 @@ def train_or_load(model, data: ImageSet, test_data: ImageSet | None = None,
                          "is the callback.")
     # before a cache hit, too: the hit would load silently
     check_device(model, data, test_data)
-    check_targets(training_settings(model, data, fit_kwargs)["likelihood"], data, test_data)
-    path = cache_path(model, cache_key(model, data, test_data, fit_kwargs))
+    check_targets(model.likelihood, data, test_data)
+    training = training_settings(model, data, fit_kwargs)
+    test = test_data.fingerprint() if test_data is not None else None
+    path = cache_path(model, cache_key(model, data, fit_kwargs))
     if path.exists():
-        history = _from_cache(model, path, strip)
-        if history is not None:
+        cached = _from_cache(model, path, strip)
+        if cached is not None:
+            history, meta = cached
+            if meta["training"].get("test") != test:
+                _measure_again(history, model, test_data, training["objective"])
             return history
     if strip is not None:
         fit_kwargs["on_batch"] = strip
@@ -165,12 +201,27 @@ def train_or_load(model, data: ImageSet, test_data: ImageSet | None = None,
     if history.interrupted:
         print(f"Nothing was cached: run this again to train the model fully ({path.name}).")
         return history
-    save(model, path, history, training_settings(model, data, fit_kwargs), strip)
+    save(model, path, history, {**training, "test": test}, strip)
     return history
 
 
-def _from_cache(model, path: Path, strip: SampleStrip | None) -> History | None:
-    """The cached History (weights and strip restored), or None when the entry cannot serve."""
+def _measure_again(history: History, model, test_data: ImageSet | None, objective: dict) -> None:
+    """Test columns for another test set: NaN for the earlier epochs, the last one measured."""
+    columns = (history.test_loss, history.test_reconstruction, history.test_kl)
+    for column in columns:
+        column[:] = [math.nan] * len(history.loss)
+    if test_data is not None and history.loss:
+        last = evaluate(model, test_data, losses.Objective(**objective))
+        for column, value in zip(columns, last):
+            column[-1] = value
+    elif test_data is None:
+        for column in columns:
+            column.clear()
+
+
+def _from_cache(model, path: Path, strip: SampleStrip | None) -> tuple[History, dict] | None:
+    """The cached History and meta (weights and strip restored), or None when the entry
+    cannot serve."""
     try:
         meta, blob = _read(path)
         history = History.from_dict(meta["history"])
@@ -185,4 +236,4 @@ def _from_cache(model, path: Path, strip: SampleStrip | None) -> History | None:
         print(f"Cannot use the cached {path.name} ({err}); training it again.")
         return None
     print(f"Loaded from cache: {path.name}")
-    return history
+    return history, meta

@@ -2,6 +2,8 @@
 
     gaussian_log_density(z, mu, logvar)        diagonal, element by element (no sum)
     full_gaussian_log_density(z, mean, cov)    full covariance, summed over dimensions
+    draw_eps(shape, like, generator)           eps ~ N(0, I) on like's device, from any generator
+    sample_diagonal(mu, logvar, n)             draws mu + exp(logvar / 2) * eps
     sample_gaussian(mean, cov, n)              draws through the Cholesky factor
     kl_divergence(mu, logvar)                  KL(N(mu, diag(exp(logvar))) || N(0, I)), closed form
     gaussian_kl(mean1, cov1, mean2, cov2)      KL between full-covariance Gaussians, closed form
@@ -24,8 +26,13 @@ LOG_2PI = math.log(2 * math.pi)
 
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, exp(logvar)), element by element (no sum over dimensions)."""
-    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp())
+    """log N(z; mu, exp(logvar)), element by element (no sum over dimensions).
+
+    (z - mu) is multiplied by exp(-logvar / 2) instead of divided by exp(logvar): in float32
+    exp(logvar) rounds to 0 below logvar = -104, and 0 / 0 is nan where z = mu (a collapsed
+    posterior's own sample), while exp(-logvar / 2) stays finite down to logvar = -177.
+    """
+    return -0.5 * (LOG_2PI + logvar + ((z - mu) * torch.exp(-0.5 * logvar)).pow(2))
 
 
 def logdet(cov: torch.Tensor) -> torch.Tensor:
@@ -43,11 +50,32 @@ def full_gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, cov: torch.Te
     return -0.5 * (white.pow(2).sum((-2, -1)) + logdet(cov) + k * LOG_2PI)
 
 
+def draw_eps(shape: tuple[int, ...], like: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """eps ~ N(0, I) of the given shape, with like's dtype, on like's device.
+
+    A generator draws on its own device only: eps is drawn there (the CPU for
+    torch.Generator()) and then moved, so a CPU generator gives the same numbers on every device.
+    """
+    device = like.device if generator is None else generator.device
+    return torch.randn(shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
+
+
+def sample_diagonal(mu: torch.Tensor, logvar: torch.Tensor, n: int,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """n draws from N(mu, diag(exp(logvar))) for each row of mu [N, L]: shape [n, N, L]."""
+    return mu + torch.exp(0.5 * logvar) * draw_eps((n, *mu.shape), mu, generator)
+
+
 def sample_gaussian(mean: torch.Tensor, cov: torch.Tensor, n: int,
                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """n draws from N(mean, cov) for each row of mean [N, K]: shape [n, N, K]."""
-    chol = torch.linalg.cholesky(cov)                                    # [.., K, K]
-    eps = torch.randn((n, *mean.shape), generator=generator, dtype=mean.dtype)
+    """n draws from N(mean, cov) for each row of mean [N, K]: shape [n, N, K], on mean's device.
+
+    The Cholesky factor L (cov = L L^T) is computed on the CPU, since MPS lacks it in older
+    PyTorch versions; eps comes from `draw_eps`.
+    """
+    chol = torch.linalg.cholesky(cov.cpu()).to(mean.device)             # [.., K, K]
+    eps = draw_eps((n, *mean.shape), mean, generator)                    # [n, N, K]
     return mean + (chol @ eps.unsqueeze(-1)).squeeze(-1)                 # mean + L eps
 
 
@@ -104,8 +132,7 @@ def kl_monte_carlo(mu: torch.Tensor, logvar: torch.Tensor, n_samples: int = 10_0
     if mu.shape != logvar.shape or mu.ndim != 2:
         raise ValueError(f"mu and logvar must both be [N, L], got {list(mu.shape)} and "
                          f"{list(logvar.shape)}")
-    eps = torch.randn((n_samples, *mu.shape), generator=generator, dtype=mu.dtype)
-    z = mu + (0.5 * logvar).exp() * eps.to(mu.device)                    # [S, N, L], z ~ q
+    z = sample_diagonal(mu, logvar, n_samples, generator)                # [S, N, L], z ~ q
     zero = torch.zeros_like(mu)
     log_q = gaussian_log_density(z, mu, logvar).sum(-1)                  # [S, N]
     log_p = gaussian_log_density(z, zero, zero).sum(-1)                  # [S, N]

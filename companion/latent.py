@@ -5,8 +5,8 @@ are `model.code(x)`, so everything here works for either kind of model. Moving t
 latent space (paths, attribute vectors, inpainting) is in `companion.latent_arithmetic`.
 
     codes = encode_all(model, test)                      # [N, L]
-    gaussians = fit_class_gaussians(codes, test.labels)  # one N(mean_k, cov_k) per class
-    z, y = gaussians.sample(8, generator)                # [K*8, L] codes to decode
+    gaussians = fit_class_gaussians(codes, test.labels)  # a GaussianMixture, one per class
+    z, y = gaussians.sample_each(8, generator)           # [K*8, L] codes to decode
     nearest_distance(z, codes)                           # how far each z is from real data
     linear_probe(train_codes, ..., test_codes, ...)      # how much class information survives
 
@@ -16,11 +16,10 @@ follow Alain & Bengio 2016 (arXiv:1610.01644).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from companion.data import Batches, ImageSet
+from companion.mixture import GaussianMixture, m_step
 from companion.models import eval_mode
 
 
@@ -37,6 +36,8 @@ def grid(xlim: tuple[float, float], ylim: tuple[float, float], steps: int) -> to
     Rows run from the top (largest z2) down and columns from left to right, so the decoded
     images tile into a picture whose layout matches a scatter plot of the codes.
     """
+    if not steps >= 1:
+        raise ValueError(f"steps is the number of points per side, >= 1 (e.g. 15), not {steps!r}.")
     xs = torch.linspace(xlim[0], xlim[1], steps)
     ys = torch.linspace(ylim[1], ylim[0], steps)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")             # [steps, steps] each
@@ -45,6 +46,7 @@ def grid(xlim: tuple[float, float], ylim: tuple[float, float], steps: int) -> to
 
 def nearest_distance(points: torch.Tensor, codes: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """Euclidean distance from each point [M, L] to its nearest code in codes [N, L]; shape [M]."""
+    _check_codes(codes)
     codes = codes.to(points.device)
     return torch.cat([torch.cdist(p, codes).min(dim=1).values for p in points.split(chunk)])
 
@@ -52,6 +54,10 @@ def nearest_distance(points: torch.Tensor, codes: torch.Tensor, chunk: int = 409
 def knn_classify(points: torch.Tensor, codes: torch.Tensor, labels: torch.Tensor,
                  k: int = 10, chunk: int = 4096) -> torch.Tensor:
     """The most common label among the k nearest codes of each point; shape [M]."""
+    _check_codes(codes)
+    if not 1 <= k <= len(codes):
+        raise ValueError("k is the number of neighbours that vote, between 1 and the number "
+                         f"of codes ({len(codes)}), not {k!r}.")
     codes, labels = codes.to(points.device), labels.to(points.device)
     votes = []
     for p in points.split(chunk):
@@ -60,42 +66,44 @@ def knn_classify(points: torch.Tensor, codes: torch.Tensor, labels: torch.Tensor
     return torch.cat(votes)
 
 
-@dataclass
-class ClassGaussians:
-    """One full-covariance Gaussian N(means[k], covs[k]) per class of a latent space."""
-    means: torch.Tensor   # [K, L]
-    covs: torch.Tensor    # [K, L, L]
-
-    def sample(self, n_per_class: int, generator: torch.Generator | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """n_per_class codes from each class's Gaussian: (z [K*n, L], labels [K*n])."""
-        k, dim = self.means.shape
-        chol = torch.linalg.cholesky(self.covs.cpu())                       # [K, L, L]
-        eps = torch.randn(k, n_per_class, dim, generator=generator)         # [K, n, L]
-        z = self.means.cpu()[:, None, :] + eps @ chol.transpose(1, 2)        # [K, n, L]
-        labels = torch.arange(k).repeat_interleave(n_per_class)
-        return z.reshape(-1, dim).to(self.means.device), labels.to(self.means.device)
+def _check_codes(codes: torch.Tensor) -> None:
+    if codes.ndim != 2 or len(codes) == 0:
+        raise ValueError(f"codes must be [N, L] with N >= 1, not of shape {list(codes.shape)}: "
+                         "pass the codes of a dataset, e.g. encode_all(model, data).")
 
 
 def fit_class_gaussians(codes: torch.Tensor, labels: torch.Tensor,
-                        num_classes: int | None = None) -> ClassGaussians:
-    """Maximum-likelihood mean and covariance of the codes of each class."""
-    num_classes = num_classes or int(labels.max()) + 1
-    means, covs = [], []
-    for k in range(num_classes):
-        z = codes[labels == k]
-        if len(z) < 2:
-            raise ValueError(f"class {k} has {len(z)} codes; a Gaussian needs at least 2")
-        centred = z - z.mean(dim=0)
-        means.append(z.mean(dim=0))
-        covs.append(centred.T @ centred / len(z))                        # [L, L]
-    return ClassGaussians(torch.stack(means), torch.stack(covs))
+                        num_classes: int | None = None) -> GaussianMixture:
+    """One Gaussian per class, fitted to the class's codes [N, L] (on their device and dtype).
+
+    It is the M-step of EM with each code wholly responsible to its own class: each
+    component's mean and covariance are those of its class (plus m_step's small ridge), its
+    weight the class's share of the codes. `sample_each(n)` draws n codes of every class.
+    """
+    num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
+    counts = torch.bincount(labels.cpu(), minlength=num_classes)
+    if len(counts) > num_classes:
+        raise ValueError(f"labels go up to {len(counts) - 1}, but num_classes is {num_classes}: "
+                         f"pass num_classes={len(counts)} or more, or leave it out.")
+    if len(codes) != len(labels):
+        raise ValueError(f"{len(codes)} codes but {len(labels)} labels: pass one label per code.")
+    if counts.min() < 2:
+        k = int(counts.argmin())
+        raise ValueError(f"class {k} has {int(counts[k])} codes; a Gaussian needs at least 2: "
+                         "pass more codes of that class.")
+    resp = torch.nn.functional.one_hot(labels.to(codes.device), num_classes).to(codes.dtype)
+    return m_step(codes.detach(), resp)
 
 
 def linear_probe(train_codes: torch.Tensor, train_labels: torch.Tensor,
                  test_codes: torch.Tensor, test_labels: torch.Tensor,
                  weight_decay: float = 1e-4, steps: int = 100) -> float:
     """Test accuracy of a logistic-regression classifier trained on (standardised) codes."""
+    _check_codes(train_codes)
+    _check_codes(test_codes)
+    if not steps >= 1:
+        raise ValueError("steps is the number of L-BFGS iterations, >= 1 (e.g. 100), "
+                         f"not {steps!r}.")
     mean, std = train_codes.mean(dim=0), train_codes.std(dim=0).clamp_min(1e-6)
     x, x_test = (train_codes - mean) / std, (test_codes - mean) / std
     classes = int(max(train_labels.max(), test_labels.max())) + 1

@@ -47,10 +47,14 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor, eps: float = 1e-4
 def class_means(codes: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None
                 ) -> torch.Tensor:
     """The mean code of each class, [K, L]."""
-    num_classes = num_classes or int(labels.max()) + 1
+    num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
     counts = torch.bincount(labels, minlength=num_classes)
+    if len(counts) > num_classes:
+        raise ValueError(f"labels go up to {len(counts) - 1}, but num_classes is {num_classes}: "
+                         f"pass num_classes={len(counts)} or more, or leave it out.")
     if (counts == 0).any():
-        raise ValueError(f"classes {torch.nonzero(counts == 0).flatten().tolist()} have no codes")
+        raise ValueError(f"classes {torch.nonzero(counts == 0).flatten().tolist()} have no codes: "
+                         "pass codes of every class up to num_classes.")
     sums = torch.zeros(num_classes, codes.shape[1], dtype=codes.dtype, device=codes.device)
     sums.index_add_(0, labels, codes)
     return sums / counts[:, None].to(codes.dtype)
@@ -61,6 +65,9 @@ def attribute_direction(codes: torch.Tensor, scores: torch.Tensor, fraction: flo
     """Mean code of the highest-scoring `fraction` of examples minus that of the lowest; [L]."""
     if not 0 < fraction <= 0.5:
         raise ValueError(f"fraction must lie in (0, 0.5], got {fraction}")
+    if len(scores) < 2 or len(codes) != len(scores):
+        raise ValueError(f"pass one score per code and at least 2 of each, not {len(codes)} "
+                         f"codes and {len(scores)} scores.")
     k = max(1, int(fraction * len(scores)))
     order = scores.argsort()
     return codes[order[-k:]].mean(dim=0) - codes[order[:k]].mean(dim=0)
@@ -98,6 +105,8 @@ def inpaint(model, x: torch.Tensor, mask: torch.Tensor, steps: int = 300, lr: fl
     times ||z||^2 / 2 (minus the log prior, up to a constant), starting from the encoding of
     the masked image. Returns (filled images, z [N, L], mean objective per step).
     """
+    if not steps >= 1:
+        raise ValueError(f"steps is the number of Adam steps on z, >= 1 (e.g. 300), not {steps!r}.")
     mask = mask.expand_as(x).to(x.dtype)
     with eval_mode(model):
         with torch.no_grad():

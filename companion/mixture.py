@@ -1,58 +1,116 @@
-"""Gaussian mixtures: fit one to codes with EM, sample from it, and the aggregate posterior.
+"""Gaussian mixtures as prior objects: N(0, I), a VAE's aggregate posterior, EM fits.
 
-    mixture, log_likelihoods = fit_mixture(codes, k=10, seed=0)   # EM, full covariances
+    prior = GaussianMixture.standard_normal(16)                    # N(0, I), one component
+    q = GaussianMixture.aggregate_posterior(mu, logvar)            # q(z), one per image
+    mixture, log_likelihoods = fit_mixture(codes, k=10, seed=0)    # EM, full covariances
     z, component = mixture.sample(1000, generator)                 # codes to decode
     mixture.log_prob(z)                                            # log density, [N]
-    aggregate_log_density(z, mu, logvar)                           # log q(z), [N]
+
+Each of them is a `GaussianMixture` with `log_prob` and `sample`, like the prior objects of
+Tomczak's "Deep Generative Modeling", so they can stand in for one another. The per-class
+Gaussians of a latent space (`companion.latent.fit_class_gaussians`) are one more.
 
 EM alternates two steps from a start of k data points as means (drawn with the seed):
 the E-step computes each point's responsibilities, the posterior probability of each
 component, in log space (in 16 dimensions the densities themselves underflow to 0); the
 M-step refits each component's weight, mean and covariance to the points, weighted by those
 responsibilities. Neither step can lower the log-likelihood of the data (up to the small
-ridge `reg` that the M-step adds to each covariance to keep it invertible).
+ridge that the M-step adds to each covariance to keep it invertible).
 
 The aggregate posterior q(z) = (1/N) sum_n q(z | x_n) of a VAE is a mixture too, with one
-diagonal Gaussian per image and equal weights: `aggregate_log_density` evaluates it.
+diagonal Gaussian per image and equal weights.
 
 References: Dempster, Laird & Rubin 1977 for EM; Bishop 2006, "Pattern Recognition and
-Machine Learning", section 9.2; Hoffman & Johnson 2016, "ELBO surgery", for q(z).
+Machine Learning", section 9.2; Hoffman & Johnson 2016, "ELBO surgery", for q(z); Tomczak
+2022, "Deep Generative Modeling", for priors as objects.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-from companion.gaussians import full_gaussian_log_density, gaussian_log_density
+
+from companion.arguments import check_counts
+from companion.gaussians import (full_gaussian_log_density, gaussian_log_density,
+                                 sample_diagonal, sample_gaussian)
 
 COVARIANCES = ("full", "diag")
 
 
 @dataclass
 class GaussianMixture:
-    """sum_k weights[k] N(means[k], covs[k]): K components in L dimensions."""
-    weights: torch.Tensor   # [K], sums to 1
-    means: torch.Tensor     # [K, L]
-    covs: torch.Tensor      # [K, L, L]
+    """sum_k weights[k] N(means[k], C_k): K Gaussians in L dimensions.
+
+    C_k is the full covariance covs[k], or, when covs is None, the diagonal matrix
+    exp(logvars[k]): kept in log space like an encoder's output, since the variance of a
+    collapsed posterior is too small for float32.
+    """
+    weights: torch.Tensor                 # [K], sums to 1
+    means: torch.Tensor                   # [K, L]
+    covs: torch.Tensor | None = None      # [K, L, L] full covariances, or
+    logvars: torch.Tensor | None = None   # [K, L] log-variances of diagonal ones
+
+    def __post_init__(self):
+        if (self.covs is None) == (self.logvars is None):
+            raise ValueError("A GaussianMixture takes either covs [K, L, L] (full covariances) "
+                             "or logvars [K, L] (diagonal ones): pass exactly one of them.")
+
+    @classmethod
+    def standard_normal(cls, dim: int, device: torch.device | str | None = None,
+                        dtype: torch.dtype = torch.float32) -> GaussianMixture:
+        """N(0, I) in dim dimensions, a VAE's prior: a mixture of one component."""
+        if not dim >= 1:
+            raise ValueError(f"dim is the number of latent dimensions, >= 1, not {dim!r}.")
+        zeros = torch.zeros(1, dim, device=device, dtype=dtype)
+        return cls(torch.ones(1, device=device, dtype=dtype), zeros, logvars=zeros)
+
+    @classmethod
+    def aggregate_posterior(cls, mu: torch.Tensor, logvar: torch.Tensor) -> GaussianMixture:
+        """q(z) = (1/N) sum_n N(mu_n, diag(exp(logvar_n))) of the encoder's outputs [N, L]."""
+        if len(mu) == 0:
+            raise ValueError("q(z) needs the encoder's mu and logvar of at least one image.")
+        weights = torch.full((len(mu),), 1 / len(mu), dtype=mu.dtype, device=mu.device)
+        return cls(weights, mu, logvars=logvar)
 
     def component_log_densities(self, z: torch.Tensor) -> torch.Tensor:
-        """log w_k + log N(z_n; mean_k, cov_k) for every point and component, [N, K]."""
-        log_n = full_gaussian_log_density(z[:, None, :], self.means, self.covs)   # [N, K]
+        """log w_k + log N(z_n; mean_k, C_k) for every point and component, [N, K]."""
+        if self.covs is None:
+            log_n = gaussian_log_density(z[:, None], self.means, self.logvars).sum(-1)
+        else:
+            log_n = full_gaussian_log_density(z[:, None, :], self.means, self.covs)  # [N, K]
         return log_n + self.weights.log()
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """The mixture's log density at each point of z [N, L], [N]."""
-        return self.component_log_densities(z).logsumexp(dim=1)
+    def log_prob(self, z: torch.Tensor, chunk: int = 128) -> torch.Tensor:
+        """The mixture's log density at each point of z [N, L], [N].
+
+        Computed for `chunk` points at a time, since every point meets every component.
+        """
+        return torch.cat([self.component_log_densities(part).logsumexp(dim=1)
+                          for part in z.split(chunk)])
 
     def sample(self, n: int, generator: torch.Generator | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """n points: (z [n, L], the component each came from [n]); on the CPU."""
-        component = torch.multinomial(self.weights.cpu(), n, replacement=True,
-                                      generator=generator)                          # [n]
-        chol = torch.linalg.cholesky(self.covs.cpu())[component]                    # [n, L, L]
-        eps = torch.randn(n, self.means.shape[1], 1, generator=generator, dtype=chol.dtype)
-        return self.means.cpu()[component] + (chol @ eps).squeeze(-1), component
+        """n points: (z [n, L], the component each came from [n]), on the means' device."""
+        check_counts("sample", n=n)
+        device = self.weights.device if generator is None else generator.device
+        component = torch.multinomial(self.weights.to(device), n, replacement=True,
+                                      generator=generator).to(self.means.device)   # [n]
+        return self._draw(1, generator, component)[0], component
+
+    def sample_each(self, n: int, generator: torch.Generator | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """n points from every component, in component order: (z [K*n, L], component [K*n])."""
+        check_counts("sample_each", n=n)
+        k, dim = self.means.shape
+        z = self._draw(n, generator).transpose(0, 1).reshape(k * n, dim)     # [n, K, L] -> [K*n, L]
+        return z, torch.arange(k, device=self.means.device).repeat_interleave(n)
+
+    def _draw(self, n: int, generator: torch.Generator | None,
+              component: torch.Tensor | slice = slice(None)) -> torch.Tensor:
+        """n draws from each of the chosen components, [n, len(component), L]."""
+        if self.covs is None:
+            return sample_diagonal(self.means[component], self.logvars[component], n, generator)
+        return sample_gaussian(self.means[component], self.covs[component], n, generator)
 
 
 def e_step(z: torch.Tensor, mixture: GaussianMixture) -> torch.Tensor:
@@ -69,25 +127,27 @@ def m_step(z: torch.Tensor, resp: torch.Tensor, covariance: str = "full",
            reg: float = 1e-4) -> GaussianMixture:
     """The weights, means and covariances that maximise the expected log-likelihood.
 
-    reg is added to every variance, so a component that shrinks onto a few points stays a
-    proper Gaussian; covariance="diag" keeps only the variances.
+    Every variance gets a ridge of reg times the mean variance of z's coordinates (taken as
+    at least 1e-4), so that a component on L points or fewer, or a coordinate that never
+    varies (a collapsed latent dimension), still has an invertible covariance.
+    covariance="diag" keeps only the variances. With one-hot resp, these are the mean and
+    covariance of each group of points.
     """
     counts = resp.sum(0) + 1e-10                                         # [K] soft counts
     means = resp.T @ z / counts[:, None]                                 # [K, L]
-    dim = z.shape[1]
-    outer = (z[:, :, None] * z[:, None, :]).reshape(len(z), dim * dim)  # [N, L*L]: z z^T
-    second = (resp.T @ outer).view(-1, dim, dim) / counts[:, None, None]  # E_k[z z^T]
-    covs = second - means[:, :, None] * means[:, None, :]                # [K, L, L]
+    diff = z[:, None, :] - means                                         # [N, K, L]
+    covs = torch.einsum("nk,nki,nkj->kij", resp, diff, diff) / counts[:, None, None]
     if covariance == "diag":
         covs = torch.diag_embed(covs.diagonal(dim1=1, dim2=2))
-    covs = covs + reg * torch.eye(z.shape[1], dtype=z.dtype, device=z.device)
+    spread = z.var(0, correction=0).mean().clamp_min(1e-4)              # mean variance
+    covs = covs + reg * spread * torch.eye(z.shape[1], dtype=z.dtype, device=z.device)
     return GaussianMixture(counts / counts.sum(), means, covs)
 
 
 def fit_mixture(z: torch.Tensor, k: int, iterations: int = 100, seed: int = 0,
                 covariance: str = "full", tol: float = 1e-5
                 ) -> tuple[GaussianMixture, list[float]]:
-    """Fit a k-component mixture to the rows of z [N, L] by EM.
+    """Fit a k-component mixture to the rows of z [N, L] by EM, in float64 on the CPU.
 
     Starts from k distinct points of z (chosen with the seed) as means, the covariance of
     all of z for every component and equal weights; stops after `iterations` rounds or when
@@ -97,13 +157,19 @@ def fit_mixture(z: torch.Tensor, k: int, iterations: int = 100, seed: int = 0,
     """
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {COVARIANCES}, not {covariance!r}")
+    if z.ndim != 2 or len(z) == 0:
+        raise ValueError("fit_mixture takes points z [N, L] with N >= 1, not a tensor of "
+                         f"shape {list(z.shape)}.")
     if not 1 <= k <= len(z):
-        raise ValueError(f"k must be between 1 and the number of points ({len(z)}), not {k}")
-    z = z.detach().double().cpu()
+        raise ValueError("k must be between 1 and the number of points "
+                         f"({len(z)}), not {k!r}: pass fewer components or more points.")
+    if not iterations >= 0:
+        raise ValueError(f"iterations must be >= 0, not {iterations!r}.")
+    z = z.detach().cpu().double()
     start = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))[:k]
-    cov = torch.cov(z.T).reshape(z.shape[1], z.shape[1])
+    everything = m_step(z, torch.ones(len(z), 1, dtype=z.dtype), covariance)   # one component
     mixture = GaussianMixture(torch.full((k,), 1.0 / k, dtype=z.dtype), z[start].clone(),
-                              cov.expand(k, -1, -1).clone())
+                              everything.covs.expand(k, -1, -1).clone())
     log_likelihoods: list[float] = []
     for round_ in range(iterations + 1):
         log_joint = mixture.component_log_densities(z)                 # [N, K], one pass
@@ -112,16 +178,3 @@ def fit_mixture(z: torch.Tensor, k: int, iterations: int = 100, seed: int = 0,
             break
         mixture = m_step(z, _normalise(log_joint), covariance)
     return mixture, log_likelihoods
-
-
-def aggregate_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                          chunk: int = 128) -> torch.Tensor:
-    """log q(z) for q(z) = (1/N) sum_n N(z; mu_n, diag(exp(logvar_n))); z [M, L] -> [M].
-
-    mu and logvar [N, L] are the encoder's outputs for N images. Computed in chunks of z,
-    since every point meets every one of the N Gaussians.
-    """
-    mu, logvar = mu.to(z.device), logvar.to(z.device)
-    out = [gaussian_log_density(part[:, None], mu[None], logvar[None]).sum(-1).logsumexp(dim=1)
-           for part in z.split(chunk)]                                   # [m, N] -> [m] each
-    return torch.cat(out) - math.log(len(mu))

@@ -1,22 +1,25 @@
-"""The training loop: `fit(model, data, ...) -> History`, for autoencoders and VAEs alike.
+"""The training loop: `fit(model, data, epochs, objective) -> History`, for every model.
+
+The loop knows no model kinds: each step asks the model for its loss,
+`model.loss(x, y, objective)`, where y are the batch's labels and `Objective` weighs the
+terms (beta, free bits, TC weight, KL warm-up); a model refuses the settings it cannot honour.
 
 Adam with lr 1e-3 and betas (0.9, 0.999): the settings of the Hasktorch tutorial, the R torch
 book and the journal-club notebook's VAE (the slides do not show theirs). The loop guards
 against targets a Bernoulli likelihood cannot model (checked once per dataset), against a loss
-that turns NaN or infinite (it stops before that step touches the weights) and against Ctrl-C
-(it keeps the weights of the last finished epoch and marks the History as interrupted).
+that turns NaN or infinite (that step and every later one leave the weights alone, and fit
+stops with the weights from before it) and against Ctrl-C (it keeps the weights of the last
+finished epoch and marks the History as interrupted).
 
-Callbacks: `fit(..., on_batch=f, every=k)` calls f(model, step) before the first batch
-(step 0) and after every k batches. `SampleStrip` is such a callback: it decodes the same
-latent points each time, so you can watch a VAE learn (an idea from the R torch book's VAE
-chapter, which samples every 50 batches).
-
-(A little over 250 lines: the loop, its guards and its one callback belong together.)
+Callbacks: `fit(..., on_batch=f)` calls f(model, step) before the first batch (step 0) and
+after every batch. `SampleStrip` is such a callback: every `every` steps it draws the same
+samples, so you can watch a VAE learn (an idea from the R torch book's VAE chapter, which
+samples every 50 batches).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -25,9 +28,9 @@ import torch
 from tqdm.auto import tqdm
 
 from companion import settings
+from companion.arguments import check_counts
 from companion.data import Batches, ImageSet
-from companion.losses import (RECONSTRUCTION, LossParts, elbo_loss, label_nll,
-                              total_correlation, vq_loss)
+from companion.losses import LossParts, Objective
 from companion.models import eval_mode
 
 PRECISIONS = ("fp32", "bf16")
@@ -47,6 +50,9 @@ class History:
 
     `loss` is what was minimised, at the beta of each batch (lower during KL warm-up);
     `full_beta_loss` and the test numbers always use the final beta, so they compare.
+    `reconstruction` is -log p(x|z) (a classifier's -log p(y|x)); `kl` is KL(q(z|x) || p(z))
+    (a VQ-VAE's constant log K per position; 0 for a model without a prior). The test
+    columns are NaN for epochs that were measured on another test set (see `train_or_load`).
     """
     loss: list[float] = field(default_factory=list)
     reconstruction: list[float] = field(default_factory=list)
@@ -71,24 +77,25 @@ class History:
 
 
 class SampleStrip:
-    """A callback for `fit` that decodes the same n points z ~ N(0, I) at every call.
+    """A callback for `fit` that draws the same n samples every `every` steps.
 
-    The points come from a private generator seeded with `seed`, and decoding happens in eval
-    mode without gradients, so the weights are trained exactly as without the strip.
-    After training, `images` is [S, n, 1, 28, 28] (pixel means) and `steps` the S batch counts.
+    It calls `model.sample(n, generator)` with a private generator seeded with `seed` each
+    time, so the model decodes the same random draws and the global RNG is untouched; sampling
+    runs in eval mode without gradients, so the weights are trained exactly as without it.
+    After training, `images` is [S, n, 1, 28, 28] and `steps` the S batch counts.
     """
 
-    def __init__(self, n: int = 8, seed: int = 0):
-        self.n, self.seed = n, seed
+    def __init__(self, n: int = 8, seed: int = 0, every: int = 50):
+        check_counts("SampleStrip", n=n, every=every)
+        self.n, self.seed, self.every = n, seed, every
         self.frames: list[torch.Tensor] = []
         self.steps: list[int] = []
 
     @torch.no_grad()
     def __call__(self, model, step: int) -> None:
-        generator = torch.Generator().manual_seed(self.seed)   # the global RNG is untouched
-        z = torch.randn(self.n, model.latent_dim, generator=generator)
-        with eval_mode(model):   # BatchNorm uses its running statistics, Dropout is off
-            images = torch.sigmoid(model.decode(z.to(next(model.parameters()).device)))
+        if step % self.every:
+            return
+        images = model.sample(self.n, generator=torch.Generator().manual_seed(self.seed))
         self.frames.append(images.float().cpu())   # [n, 1, 28, 28]
         self.steps.append(step)
 
@@ -98,55 +105,17 @@ class SampleStrip:
 
     def state(self) -> dict:
         """What a checkpoint stores: the settings and the images taken."""
-        return {"n": self.n, "seed": self.seed, "images": self.images,
+        return {"n": self.n, "seed": self.seed, "every": self.every, "images": self.images,
                 "steps": torch.tensor(self.steps)}
 
     def matches(self, state: dict | None) -> bool:
         """Whether a stored strip was taken with this strip's settings."""
-        return state is not None and (state["n"], state["seed"]) == (self.n, self.seed)
+        return state is not None and ((state["n"], state["seed"], state.get("every"))
+                                      == (self.n, self.seed, self.every))
 
     def restore(self, state: dict) -> None:
         """Take the images of a stored strip (one that `matches`)."""
         self.frames, self.steps = list(state["images"]), state["steps"].tolist()
-
-
-def loss_parts(model, x: torch.Tensor, beta: float = 1.0, likelihood: str = "bernoulli",
-               free_bits: float = 0.0, tc_weight: float = 0.0,
-               labels: torch.Tensor | None = None) -> LossParts:
-    """The loss of one batch: the beta-ELBO for a VAE, the reconstruction term for an AE.
-
-    A VQ-VAE (`is_vq`) gets `vq_loss`; a VAE whose decoder learns its sigma (`learns_sigma`)
-    returns log sigma as a fourth output, for the Gaussian likelihood. A classifier
-    (`is_classifier`) gets -log p(y|x), a conditional VAE (`is_conditional`) sees the labels.
-    """
-    if getattr(model, "is_classifier", False):
-        nll = label_nll(model(x).float(), _labels(model, labels)).mean()
-        return LossParts(nll, nll, torch.zeros((), device=x.device))
-    if getattr(model, "is_conditional", False):
-        logits, mu, logvar = (t.float() for t in model(x, _labels(model, labels)))
-        return elbo_loss(logits, x, mu, logvar, beta, likelihood, free_bits=free_bits)
-    if getattr(model, "is_vq", False):
-        logits, z_e, z_q = (t.float() for t in model(x))
-        return vq_loss(logits, x, z_e, z_q, beta, model.commitment, likelihood)
-    if model.is_vae:
-        logits, mu, logvar, *sigma = (t.float() for t in model(x))   # the loss in float32 always
-        log_sigma = sigma[0] if getattr(model, "learns_sigma", False) else None
-        parts = elbo_loss(logits, x, mu, logvar, beta, likelihood, free_bits=free_bits,
-                          log_sigma=log_sigma)
-        if tc_weight:   # beta-TCVAE: the total correlation of a fresh sample z ~ q(z|x)
-            tc = total_correlation(model.reparameterize(mu, logvar), mu, logvar).mean()
-            parts = parts._replace(total=parts.total + tc_weight * tc)
-        return parts
-    recon = RECONSTRUCTION[likelihood](model(x).float(), x).mean()
-    return LossParts(recon, recon, torch.zeros((), device=x.device))
-
-
-def _labels(model, labels: torch.Tensor | None) -> torch.Tensor:
-    """The batch's labels, or a clear error for a model that needs them and got none."""
-    if labels is None:
-        raise ValueError(f"{type(model).__name__} learns from labels: pass labels=y with each "
-                         "batch x (fit and evaluate do so for every (x, y) batch).")
-    return labels
 
 
 def make_optimizer(model, lr: float = 1e-3) -> torch.optim.Adam:
@@ -160,43 +129,102 @@ def make_optimizer(model, lr: float = 1e-3) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
 
 
-def train_step(model, optimizer, x: torch.Tensor, beta: float = 1.0,
-               likelihood: str = "bernoulli", precision: str = "fp32",
-               free_bits: float = 0.0, tc_weight: float = 0.0,
-               labels: torch.Tensor | None = None) -> LossParts:
-    """One optimisation step on batch x (with its labels); returns its loss parts, detached.
-
-    precision="bf16" runs the model's matrix products in bfloat16 (torch.autocast); the
-    weights, the loss and Adam stay in float32. A NaN or infinite loss raises
-    TrainingDiverged before the weights change.
-    """
+def autocast(device: torch.device, precision: str):
+    """bfloat16 autocast for precision="bf16"; for "fp32" no autocast context at all (some
+    releases refuse torch.autocast on a device such as MPS even when it is disabled)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-        parts = loss_parts(model, x, beta, likelihood, free_bits=free_bits, tc_weight=tc_weight,
-                           labels=labels)
-    if not torch.isfinite(parts.total):
-        what = "NaN" if math.isnan(parts.total.item()) else "infinite"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+class Guard:
+    """Keeps the weights from a NaN or infinite loss, without waiting for the device.
+
+    `step(optimizer, parts)` marks the first non-finite loss in a tensor on the device; with
+    fused Adam the mark goes in as `found_inf`, the flag with which `torch.amp.GradScaler`
+    makes the kernel skip an update, so that step and every later one leave the weights
+    alone. `check()` reads the mark (one wait for the device) and raises TrainingDiverged.
+    Adam without a fused kernel has no such flag: then every step is checked at once.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device):
+        self.fused = bool(optimizer.defaults.get("fused"))
+        self.bad = torch.zeros((), device=device)          # 1.0 from the first bad loss on
+        self.first: LossParts | None = None                # the parts of that loss
+        self.steps = torch.zeros((), dtype=torch.long, device=device)
+        self.at = torch.full((), -1, dtype=torch.long, device=device)
+
+    def step(self, optimizer, parts: LossParts) -> None:
+        parts = LossParts(*(p.detach() for p in parts))   # no graph kept from step to step
+        finite = torch.isfinite(parts.total)
+        if not self.fused:
+            if not finite:   # a wait for the device at every step
+                self.bad.fill_(1.0)
+                self.first, self.at = parts, self.steps.clone()
+                self.check()
+            optimizer.step()
+            self.steps += 1
+            return
+        newly = (self.bad == 0) & ~finite
+        self.at = torch.where(newly, self.steps, self.at)
+        self.first = parts if self.first is None else LossParts(
+            *(torch.where(newly, p, f) for p, f in zip(parts, self.first)))
+        self.bad = torch.maximum(self.bad, (~finite).float())
+        optimizer.found_inf = self.bad        # read by fused Adam, as under a GradScaler
+        optimizer.step()
+        self.steps += 1
+
+    def check(self) -> None:
+        """Raise TrainingDiverged if a loss was NaN or infinite (reads the mark: one wait)."""
+        if self.bad.item() == 0:
+            return
+        total, recon, kl = (p.item() for p in self.first)
+        what = "NaN" if total != total else "infinite"
         raise TrainingDiverged(
-            f"The loss became {what} (reconstruction={parts.reconstruction.item():.4g}, "
-            f"kl={parts.kl.item():.4g}). Training stopped before this batch changed the "
-            "weights, so the model keeps its last good weights. Check that the inputs are "
-            "finite and in [0, 1], then try a smaller lr.")
+            f"Batch {self.at.item() + 1}: the loss became {what} (reconstruction={recon:.4g}, "
+            f"kl={kl:.4g}). No step changed the weights from that batch on, so the model keeps "
+            "its last good weights. Check that the inputs are finite and in [0, 1], then try a "
+            "smaller lr.")
+
+
+def train_step(model, optimizer, x: torch.Tensor, y: torch.Tensor | None = None,
+               objective: Objective = Objective(), precision: str = "fp32",
+               guard: Guard | None = None) -> LossParts:
+    """One optimisation step on batch x (with its labels y); returns its loss parts, detached.
+
+    precision="bf16" runs the model's matrix products in bfloat16 (torch.autocast); the
+    weights, the loss and Adam stay in float32. A NaN or infinite loss leaves the weights
+    alone: it raises TrainingDiverged at once, or at guard.check() when a `Guard` is given.
+    """
+    with autocast(x.device, precision):
+        parts = model.loss(x, y, objective)
     optimizer.zero_grad(set_to_none=True)
     parts.total.backward()
-    optimizer.step()
+    if guard is None:
+        guard = Guard(optimizer, x.device)
+        guard.step(optimizer, parts)
+        guard.check()
+    else:
+        guard.step(optimizer, parts)
     return LossParts(*(p.detach() for p in parts))
 
 
 @torch.no_grad()
-def evaluate(model, data: ImageSet, beta: float = 1.0, likelihood: str = "bernoulli",
+def evaluate(model, data: ImageSet, objective: Objective = Objective(),
              batch_size: int = 1000) -> LossParts:
-    """Average loss parts over a whole dataset (per image), with the model in eval mode."""
-    sums = torch.zeros(3, dtype=torch.float64)
+    """Average loss parts over a whole dataset (per image), with the model in eval mode.
+
+    Free bits and the TC weight shape training only: the numbers here use the objective's
+    beta alone, so with beta = 1 `total` is the negative ELBO.
+    """
+    objective = Objective(beta=objective.beta)
+    sums = torch.zeros(3, device=data.images.device)
     with eval_mode(model):
         for x, y in Batches(data, batch_size, shuffle=False):
-            parts = loss_parts(model, x, beta, likelihood, labels=y)
-            sums += torch.stack(parts).double().cpu() * len(x)
+            sums += torch.stack(model.loss(x, y, objective)) * len(x)
+    sums = sums.cpu().double()   # to the CPU first: an MPS device has no float64
     return LossParts(*(s.item() / len(data) for s in sums))
 
 
@@ -235,37 +263,42 @@ def check_targets(likelihood: str, *datasets: ImageSet | None) -> None:
                 f"The Bernoulli likelihood needs pixels in [0, 1], but {data.tag} ranges from "
                 f"{low:.3g} to {high:.3g}: its loss would fall below zero without end. Rescale "
                 "the images to [0, 1] (undo the standardisation, or (x - min) / (max - min)), "
-                'or train with a loss that accepts any value: likelihood="mse".')
+                "or build the model with a likelihood that accepts any value: "
+                'likelihood="squared_error".')
 
 
-def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 1e-3,
-        batch_size: int = 128, test_data: ImageSet | None = None, likelihood: str = "bernoulli",
-        seed: int = 0, warmup_epochs: float = 0.0, dynamic_binarization: bool = False,
-        precision: str = "fp32", on_batch: Callable | None = None, every: int = 50,
-        progress: bool = True, free_bits: float = 0.0, tc_weight: float = 0.0) -> History:
-    """Train model on data; return the per-epoch History.
+def fit(model, data: ImageSet, epochs: int = 10, objective: Objective = Objective(),
+        lr: float = 1e-3, batch_size: int = 128, test_data: ImageSet | None = None,
+        seed: int = 0, dynamic_binarization: bool = False, precision: str = "fp32",
+        on_batch: Callable | None = None, progress: bool = True) -> History:
+    """Train model on data for a number of epochs, minimising model.loss; return the History.
 
     fit reseeds the global random number generator with torch.manual_seed(seed), so a run
     repeats exactly; COURSE_SEED_OFFSET shifts that seed (`settings.training_seed`): another
-    run, with another data order, other binarizations and other noise. beta weights the KL
-    term; with warmup_epochs > 0 it ramps linearly from 0 to beta over that many epochs (KL
-    warm-up). free_bits > 0 trains with a floor of that many nats on each latent dimension's KL
-    (see `losses.free_bits_kl`); the test numbers stay the true negative ELBO. tc_weight > 0
-    adds tc_weight times the total correlation of the codes (`losses.total_correlation`) to the
-    loss: beta = 1, tc_weight = b - 1 is the beta-TCVAE of Chen et al. (2018) with weight b on
-    TC. precision: see `train_step`.
-    on_batch(model, step) is called before the first batch (step 0) and after every `every`
-    batches. The model and the data must be on the same device (see `check_device`).
+    run, with another data order, other binarizations and other noise. objective weighs the
+    terms of the loss (`Objective`: beta, free bits, TC weight, KL warm-up); the test numbers
+    use its beta alone (`evaluate`). precision: see `train_step`. on_batch(model, step) is
+    called before the first batch (step 0) and after every batch. The model and the data must
+    be on the same device (see `check_device`).
     """
+    check_counts("fit", epochs=epochs, batch_size=batch_size)
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"lr is a learning rate > 0, not {lr!r}: e.g. lr=1e-3.")
+    if not isinstance(objective, Objective):
+        raise TypeError(f"objective is an Objective, e.g. Objective(beta=4), not {objective!r}.")
+    if len(data) == 0:
+        raise ValueError("The training set is empty: pass a dataset with at least one image.")
+    model.check_objective(objective)   # before warm-up scales beta: the settings asked for
     check_device(model, data, test_data)
-    check_targets(likelihood, data, test_data)
+    check_targets(model.likelihood, data, test_data)
+    autocast(data.images.device, precision)   # a bad precision fails before training
     seed = settings.training_seed(seed)
     torch.manual_seed(seed)
     batches = Batches(data, batch_size, shuffle=True, seed=seed,
                       dynamic_binarization=dynamic_binarization)
     optimizer = make_optimizer(model, lr)
+    guard = Guard(optimizer, data.images.device)
     history, step = History(), 0
-    ramp = max(1, round(warmup_epochs * len(batches)))
     model.train()
     if on_batch is not None:
         on_batch(model, 0)
@@ -276,28 +309,26 @@ def fit(model, data: ImageSet, epochs: int = 10, beta: float = 1.0, lr: float = 
             sums, start = torch.zeros(3, device=data.images.device), time.perf_counter()
             try:
                 for x, y in batches:
-                    b = beta * min(1.0, step / ramp) if warmup_epochs > 0 else beta
-                    try:
-                        parts = train_step(model, optimizer, x, b, likelihood, precision,
-                                           free_bits=free_bits, tc_weight=tc_weight, labels=y)
-                    except TrainingDiverged as err:
-                        model.eval()
-                        raise TrainingDiverged(f"Epoch {epoch + 1}, batch {step + 1}: {err}",
-                                               history) from None
+                    parts = train_step(model, optimizer, x, y, objective.at(step / len(batches)),
+                                       precision, guard)
                     sums += torch.stack(parts) * len(x)
                     step += 1
                     bar.update()
-                    if on_batch is not None and step % every == 0:
+                    if on_batch is not None:
                         on_batch(model, step)
+                guard.check()   # one wait for the device per epoch
             except KeyboardInterrupt:
                 model.load_state_dict(last_good)
                 history.interrupted = True
                 print(f"Interrupted: kept the weights after epoch {epoch} of {epochs}.")
                 break
+            except TrainingDiverged as err:
+                model.eval()
+                raise TrainingDiverged(f"Epoch {epoch + 1}: {err}", history) from None
             means = sums.cpu() / len(data)   # waits for the device: the clock reads true
-            _record(history, means, beta, len(data) / (time.perf_counter() - start))
+            _record(history, means, objective.beta, len(data) / (time.perf_counter() - start))
             if test_data is not None:
-                test = evaluate(model, test_data, beta, likelihood)
+                test = evaluate(model, test_data, objective)
                 history.test_loss.append(test.total)
                 history.test_reconstruction.append(test.reconstruction)
                 history.test_kl.append(test.kl)

@@ -62,7 +62,8 @@ from companion.latent_arithmetic import class_means, lerp
 from companion.losses import bernoulli_nll, kl_divergence
 from companion.models import MLPVAE, AutoregressiveVAE
 from companion.plots import plot_history, scatter_latent, show_images, show_pairs
-from companion.training import evaluate, loss_parts
+from companion.losses import Objective
+from companion.training import evaluate
 
 companion.setup(seed=0, datasets=["mnist"])
 device = settings.device()          # where load() puts the data; every model goes there too
@@ -251,8 +252,9 @@ assert all(a > b for a, b in zip(epoch_losses, epoch_losses[1:]))
 # first epoch's average printed above, then more slowly. (In fast mode, with 2 000 training
 # images, it gets only part of the way.)
 #
-# **Same numbers as the package.** `companion.models.MLPVAE` is this network, and
-# `companion.training.loss_parts` computes the loss of a batch exactly as `fit` does. Copy your
+# **Same numbers as the package.** `companion.models.MLPVAE` is this network, and its
+# `loss(x)` computes the loss of a batch exactly as `fit` does (every model of the package
+# owns its loss; `fit` only asks for it). Copy your
 # weights into an `MLPVAE` and compare the two losses on one batch. A `state_dict` maps
 # parameter names to tensors: yours are called `encoder.body.0.weight`, `encoder.mu.weight`,
 # ..., `decoder.0.weight`, the package's `body.0.weight`, `mu.weight`, ..., `decoder.0.weight`,
@@ -269,7 +271,7 @@ torch.manual_seed(1)
 logits, mu, logvar = mine(x)
 ours = negative_elbo(logits, x, mu, logvar)
 torch.manual_seed(1)                      # the same eps again, now for the package's model
-theirs = loss_parts(package, x)
+theirs = package.loss(x)
 for name, a, b in zip(("-ELBO", "reconstruction", "KL"), ours, theirs):
     print(f"{name:>14}: yours {a:10.5f}, package {b:10.5f}, difference {abs(a - b):.1e} nats")
     assert abs(a - b) <= 1e-5 * abs(b) + 1e-5
@@ -662,11 +664,13 @@ except checkpoints.CheckpointMismatch as err:
     print("CheckpointMismatch:", err)
 
 # %% [markdown]
-# `train_or_load` builds on this. It hashes the model's description, every argument of `fit`
-# with its defaults filled in, the datasets' tags and fast or full mode into a file name under
-# `data/checkpoints/`. The first call trains and saves; every later call with the same settings
-# loads. Change the architecture, a training setting, the data or the mode, and the key changes
-# with it.
+# `train_or_load` builds on this. It hashes what shapes the weights into a file name under
+# `data/checkpoints/`: the model's description and the source code of its class, every
+# argument of `fit` with its defaults filled in, a fingerprint of the training images and
+# labels themselves (so a preprocessed copy of a dataset gets its own key) and fast or full
+# mode. The first call trains and saves; every later call with the same settings loads.
+# Change the architecture, its code, a training setting, the data or the mode, and the key
+# changes with it. The test set is not in the key: it does not change the weights.
 #
 # The key does not cover the initial weights. The check below builds a fresh $L = 20$ model
 # without `torch.manual_seed(20)`, so its initial weights differ from those of the model of
@@ -675,8 +679,8 @@ except checkpoints.CheckpointMismatch as err:
 # (or delete that model's file under `data/checkpoints/`) to train it again.
 
 # %% tags=["nbval-ignore-output"]
-key = checkpoints.cache_key(models[20], train, test, FIT)
-other = checkpoints.cache_key(models[20], train, test, {**FIT, "epochs": FIT["epochs"] + 1})
+key = checkpoints.cache_key(models[20], train, FIT)
+other = checkpoints.cache_key(models[20], train, {**FIT, "epochs": FIT["epochs"] + 1})
 print(f"cache key {key}; with one more epoch {other}")
 again = MLPVAE(latent_dim=20).to(device)     # no torch.manual_seed(20): other initial weights
 history = checkpoints.train_or_load(again, train, test, **FIT)
@@ -837,11 +841,13 @@ COLLAPSE_FIT = dict(FIT, epochs=settings.pick(4, 1))
 TRAINED = settings.pick(True, False)   # fast mode trains one epoch on 2 000 images: no claims
 
 
-def train_run(kind: type, **extra) -> tuple:
-    """An L = 20 model of the given kind and its History, trained with COLLAPSE_FIT and extra."""
+def train_run(kind: type, **objective) -> tuple:
+    """An L = 20 model of the given kind and its History, trained with COLLAPSE_FIT on the
+    Objective with these settings (beta, warmup_epochs, free_bits)."""
     torch.manual_seed(20)
     model = kind(latent_dim=20).to(device)
-    return model, checkpoints.train_or_load(model, train, test, **COLLAPSE_FIT, **extra)
+    return model, checkpoints.train_or_load(model, train, test, **COLLAPSE_FIT,
+                                            objective=Objective(**objective))
 
 
 # %%
@@ -980,7 +986,7 @@ if TRAINED:
 #
 # **KL warm-up** (Bowman et al. 2016; Sønderby et al. 2016) ramps $\beta$ from 0 up to its
 # final value over the first epochs, so the encoder learns to use $z$ before the KL term
-# charges its full price. `fit(..., warmup_epochs=2)` ramps over the first two of the four
+# charges its full price. `Objective(warmup_epochs=2)` ramps over the first two of the four
 # epochs.
 #
 # **Free bits** (Kingma et al. 2016) change the KL term instead: the KL of each latent
@@ -994,9 +1000,9 @@ if TRAINED:
 #
 # Below $\lambda$ nats a dimension pays $\lambda$ whatever it does: a constant, so the KL term
 # no longer pushes it toward the prior. Above $\lambda$ it pays its KL as usual.
-# `fit(..., free_bits=0.5)` trains with $\lambda = 0.5$ nats per dimension (the formula is
-# `companion.losses.free_bits_kl`). Only the training objective changes: the test numbers are
-# still the true ELBO. Train both cures with $\beta = 3$, the setting that collapsed.
+# `fit(..., objective=Objective(free_bits=0.5))` trains with $\lambda = 0.5$ nats per
+# dimension (the formula is `companion.losses.free_bits_kl`). Only the training objective
+# changes: the test numbers are still the true ELBO. Train both cures with $\beta = 3$, the setting that collapsed.
 
 # %% tags=["nbval-ignore-output"]
 FREE_BITS = 0.5   # nats per latent dimension

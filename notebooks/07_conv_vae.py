@@ -51,13 +51,12 @@ from companion import settings
 from companion.checkpoints import train_or_load
 from companion.checks import conv_vae as checks
 from companion.data import Batches, load, load_first, source_of
-from companion.inspect import (images_per_second, layer_shapes, parameter_count,
-                               side_by_side)
+from companion.introspect import (images_per_second, layer_shapes, parameter_count,
+                                  side_by_side)
 from companion.latent import encode_all, grid, knn_classify
 from companion.latent_arithmetic import lerp
-from companion.losses import bernoulli_nll, kl_divergence, rmse
-from companion.models import (LR, BADConvVAE, BatchNormConvVAE, ConvVAE, MLPVAE,
-                              SimpleConvVAE)
+from companion.losses import Objective, bernoulli_nll, kl_divergence, rmse
+from companion.models import BADConvVAE, BatchNormConvVAE, ConvVAE, MLPVAE, SimpleConvVAE
 from companion.plots import scatter_latent, show_images, show_pairs
 from companion.training import SampleStrip, evaluate
 
@@ -459,12 +458,12 @@ assert max(runs[k]["speedup"] for k in ("course-channels-last", "course-bf16", "
 #   than a factor of 2 either way), not equal.
 # * **Quality needs the learning rate.** With the sources' lr 1e-3 the small network is still
 #   far behind after two epochs (`course-lr1e-3`, about 17 nats worse); with lr 3e-3
-#   (`companion.models.LR`) it ends with a lower test loss than the slides' network with the
+#   (`ConvVAE.lr`) it ends with a lower test loss than the slides' network with the
 #   slides' Dropout.
 # * **A trade-off, not a free lunch.** The slides' network *without* Dropout ends a few nats
 #   better than `ConvVAE`, and `ConvVAE` trains about five times faster than it (the last
 #   two printed lines). The course takes the speed: its canonical settings are `ConvVAE`
-#   trained by `fit(..., lr=LR)`.
+#   trained by `fit(..., lr=ConvVAE.lr)`.
 # * **Runtime tricks.** `channels_last` and `torch.compile` do not speed up a network this
 #   small on a CPU (compiling also costs time up front, and recompiles when the batch size
 #   changes), and bfloat16 is not clearly faster either. `course-lr1e-3` runs the very same
@@ -478,8 +477,8 @@ assert max(runs[k]["speedup"] for k in ("course-channels-last", "course-bf16", "
 # draws fresh random points each time, so its snapshots do not show the same samples.
 # A `SampleStrip` fixes the points instead: given to `train_or_load(..., strip=...)`, it
 # records the images decoded from 8 fixed points $z\sim\mathcal N(0, I)$ before training
-# and every `every` batches after, so that the rows compare. The strip is saved with the
-# checkpoint, so a cached run shows its real strip.
+# and every `every` batches after (`SampleStrip(n=8, every=...)`), so that the rows compare.
+# The strip is saved with the checkpoint, so a cached run shows its real strip.
 
 # %%
 EPOCHS, EVERY = settings.pick(2, 1), settings.pick(100, 4)
@@ -491,8 +490,8 @@ def train_conv(latent_dim: int, train, test) -> dict:
     """A ConvVAE trained (or loaded) with its strip of samples."""
     torch.manual_seed(0)
     model = ConvVAE(latent_dim).to(device)
-    strip = SampleStrip(n=8)
-    history = train_or_load(model, train, test, strip=strip, epochs=EPOCHS, lr=LR, every=EVERY,
+    strip = SampleStrip(n=8, every=EVERY)
+    history = train_or_load(model, train, test, strip=strip, epochs=EPOCHS, lr=ConvVAE.lr,
                             seed=0, progress=False)
     return {"model": model, "history": history, "strip": strip.images, "steps": strip.steps}
 
@@ -606,7 +605,7 @@ show_latent2(second_runs[2]["model"], second_test, second_name)
 # and test ELBO (higher is better).
 
 # %% tags=["nbval-ignore-output"]
-table, models = {}, {"MLP VAE 784-400-20": (MLPVAE, 1e-3), "ConvVAE, latent 20": (ConvVAE, LR)}
+table, models = {}, {"MLP VAE 784-400-20": (MLPVAE, 1e-3), "ConvVAE, latent 20": (ConvVAE, ConvVAE.lr)}
 for name, (cls, lr) in models.items():
     torch.manual_seed(0)
     model = cls(20).to(device)
@@ -658,8 +657,9 @@ def train_hasktorch(latent_dim: int, beta: float) -> tuple:
     """SimpleConvVAE trained (or loaded) with the tutorial's Adam lr 1e-3 and batch 128."""
     torch.manual_seed(0)
     model = SimpleConvVAE(latent_dim).to(device)
-    history = train_or_load(model, small_train, small_test, epochs=1, beta=beta, lr=1e-3,
-                            batch_size=128, seed=0, progress=False)
+    history = train_or_load(model, small_train, small_test, epochs=1, lr=1e-3,
+                            objective=Objective(beta=beta), batch_size=128, seed=0,
+                            progress=False)
     return model, history
 
 
@@ -843,9 +843,9 @@ def train_batchnorm(latent_dim: int) -> dict:
     """BatchNormConvVAE trained (or loaded) with the book's settings and a 64-sample strip."""
     torch.manual_seed(0)
     model = BatchNormConvVAE(latent_dim).to(device)
-    strip = SampleStrip(n=64)
+    strip = SampleStrip(n=64, every=settings.pick(50, 2))
     history = train_or_load(model, bn_train, bn_test, strip=strip, epochs=3, lr=1e-3,
-                            batch_size=128, every=settings.pick(50, 2), seed=0, progress=False)
+                            batch_size=128, seed=0, progress=False)
     return {"model": model, "history": history, "strip": strip.images, "steps": strip.steps}
 
 

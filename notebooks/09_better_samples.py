@@ -48,7 +48,7 @@ from companion.evaluation.samples import (Yardstick, accuracy, frechet_gaussians
 from companion.gaussians import ellipse
 from companion.latent import encode_all, grid
 from companion.latent_arithmetic import class_means, slant
-from companion.mixture import aggregate_log_density, fit_mixture
+from companion.mixture import GaussianMixture, fit_mixture
 from companion.models import MLPVAE, ConditionalVAE
 from companion.plots import show_images
 
@@ -167,7 +167,8 @@ assert floor.fractions.min() < 0.1 < floor.fractions.max()   # real digits: not 
 # > noise counts as distance. Score the same real images once as a set of one tenth the size:
 
 # %% tags=["nbval-ignore-output"]
-small = yardstick.score(real_b[: N_SCORE // 10])
+n_small = max(N_SCORE // 10, classifier.head.in_features)   # the FD needs >= 1 image per feature
+small = yardstick.score(real_b[:n_small])
 print(f"real images, n = {small.n}: FD {small.frechet:.2f}")
 print(f"real images, n = {N_SCORE}: FD {floor.frechet:.2f}")
 assert small.frechet > 1.5 * floor.frechet
@@ -223,12 +224,13 @@ if TRAINED:
 # A prior sample that lands in a hole asks the decoder about a code it was hardly trained on.
 #
 # You can measure this, because $q(z)$ is a mixture you can evaluate:
-# `companion.mixture.aggregate_log_density(z, mu, logvar)` computes $\log q(z)$ from the
-# encoder's outputs. Use 10 000 training images as the mixture (fewer in fast mode). To call a
-# point "in a hole", compare it with typical codes: draw $z \sim q(z \mid x)$ for the *test*
-# images (codes from $q(z)$ that are not themselves in the mixture), and take the 5th
-# percentile of their $\log q(z)$ as the threshold. By construction 5 % of real codes fall below
-# it; if $p(z)$ and $q(z)$ agreed, 5 % of prior samples would too.
+# `GaussianMixture.aggregate_posterior(mu, logvar)` (in `companion.mixture`) builds it from the
+# encoder's outputs, and its `log_prob(z)` computes $\log q(z)$. Use 10 000 training images as
+# the mixture (fewer in fast mode). To call a point "in a hole", compare it with typical codes:
+# draw $z \sim q(z \mid x)$ for the *test* images (codes from $q(z)$ that are not themselves in
+# the mixture), and take the 5th percentile of their $\log q(z)$ as the threshold. By
+# construction 5 % of real codes fall below it; if $p(z)$ and $q(z)$ agreed, 5 % of prior
+# samples would too.
 
 # %% tags=["nbval-ignore-output"]
 class HoleTest:
@@ -242,7 +244,7 @@ class HoleTest:
         self.threshold = self.log_q(typical).quantile(0.05).item()
 
     def log_q(self, z: torch.Tensor) -> torch.Tensor:
-        return aggregate_log_density(z, self.mu, self.logvar)
+        return GaussianMixture.aggregate_posterior(self.mu, self.logvar).log_prob(z)
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """Whether each point of z [M, L] lies in a hole, [M]."""
@@ -302,7 +304,8 @@ confidence = {}
 for L in (2, 16):
     with torch.no_grad():
         decoded = torch.sigmoid(vaes[L].decode(z_prior[L]))
-    confidence[L] = [yardstick.score(decoded[m]).confidence for m in (in_hole[L], ~in_hole[L])]
+    confidence[L] = [yardstick.score(decoded[m], frechet=False).confidence   # few: no FD
+                     for m in (in_hole[L], ~in_hole[L])]
     print(f"L = {L:2d}: classifier confidence on prior samples in holes {confidence[L][0]:.1%}, "
           f"elsewhere {confidence[L][1]:.1%}")
 if TRAINED:
@@ -429,8 +432,8 @@ print(decoder_input.shape, decoder_input[1, 8:].tolist())
 assert decoder_input.shape == (3, 18) and decoder_input[1, 8 + 7] == 1
 
 # %% [markdown]
-# `fit` hands each batch's labels to a model marked `is_conditional`, so it trains like every
-# other model, with the hidden size, epochs and learning rate of the MLP VAEs. Its loss bounds
+# `fit` hands each batch's labels to every model, and this one's `loss` uses them, so it
+# trains like every other model, with the hidden size, epochs and learning rate of the MLP VAEs. Its loss bounds
 # $-\log p(x \mid y)$, not $-\log p(x)$, so compare the KL parts rather than the totals: the
 # KL is what the codes carry about each image. The label itself can tell the decoder at most
 # $\log 10 \approx 2.3$ nats about an image.
@@ -465,7 +468,8 @@ plt.show()
 
 # %% tags=["nbval-ignore-output"]
 asked = torch.arange(N_SCORE, device=device) % 10                 # 0, 1, ..., 9, 0, 1, ...
-conditional = yardstick.score(cvae.sample(asked, torch.Generator().manual_seed(5)), asked)
+conditional = yardstick.score(cvae.sample(N_SCORE, torch.Generator().manual_seed(5), asked),
+                              asked)
 scores["conditional VAE: samples"] = conditional
 print(conditional)
 if TRAINED:

@@ -49,8 +49,9 @@ from companion.checkpoints import train_or_load
 from companion.checks import decoders_and_beyond as checks
 from companion.data import load, load_first, source_of
 from companion.evaluation.samples import Yardstick, accuracy, train_classifier
-from companion.losses import bernoulli_nll, gaussian_nll, kl_divergence, squared_error, vq_loss
-from companion.models import LR, VQVAE, ConvVAE, GaussianConvVAE, eval_mode
+from companion.losses import (Objective, bernoulli_nll, gaussian_nll, kl_divergence,
+                              squared_error, vq_loss)
+from companion.models import VQVAE, ConvVAE, GaussianConvVAE, eval_mode
 from companion.models.vq import codebook_usage
 from companion.plots import show_images
 from companion.training import TrainingDiverged, fit
@@ -79,12 +80,13 @@ FASHION = train.dataset == "fashion-mnist"
 print(f"{train.dataset}: {len(train)} training images, {EPOCHS} epochs of batches of {BATCH}")
 
 
-def train_vae(model, data=None, likelihood: str = "bernoulli", beta: float = 1.0) -> dict:
-    """Train (or load) a model with the settings above; returns it with its history."""
+def train_vae(model, data=None, beta: float = 1.0) -> dict:
+    """Train (or load) a model with the settings above; returns it with its history.
+    The model's likelihood is part of the model (ConvVAE(..., likelihood=...))."""
     data = train if data is None else data
     history = train_or_load(model.to(device), data, load(data.dataset, "test").subset(N_CHECK),
-                            epochs=EPOCHS, lr=LR, batch_size=BATCH, likelihood=likelihood,
-                            beta=beta, seed=0, progress=False)
+                            epochs=EPOCHS, lr=ConvVAE.lr, batch_size=BATCH,
+                            objective=Objective(beta=beta), seed=0, progress=False)
     return {"model": model, "history": history}
 
 
@@ -175,8 +177,8 @@ assert torch.allclose(grads[0] * 2 * sigma**2, grads[1], rtol=1e-3, atol=1e-6)
 
 # %% tags=["nbval-ignore-output"]
 runs = {"Bernoulli": train_vae(ConvVAE(LATENT, CHANNELS)),
-        "Gaussian, sigma 0.71 fixed": train_vae(ConvVAE(LATENT, CHANNELS), likelihood="mse",
-                                                beta=1.0)}
+        "Gaussian, sigma 0.71 fixed": train_vae(
+            ConvVAE(LATENT, CHANNELS, likelihood="squared_error"))}
 for name, run in runs.items():
     h = run["history"]
     print(f"{name:<28} test KL {h.test_kl[-1]:5.1f} nats")
@@ -216,13 +218,12 @@ show_reconstructions(list(runs))
 # reconstructions, and the effective $\beta = 2\sigma^2$ falls as the decoder improves: the
 # balance you had to pick by hand in notebook 06 now adjusts itself (Rybkin et al. 2021 call
 # this a *calibrated decoder*). `GaussianConvVAE(sigma="shared")` is the same conv VAE with
-# one more parameter, $\log\sigma$, starting at 0 ($\sigma = 1$); `likelihood="gaussian"` tells
-# the loss to use it.
+# one more parameter, $\log\sigma$, starting at 0 ($\sigma = 1$); its likelihood is the
+# Gaussian one, and its `nll` uses the learned σ.
 
 # %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
-runs["Gaussian, sigma learned"] = train_vae(GaussianConvVAE(LATENT, CHANNELS, sigma="shared"),
-                                            likelihood="gaussian")
+runs["Gaussian, sigma learned"] = train_vae(GaussianConvVAE(LATENT, CHANNELS, sigma="shared"))
 learned = runs["Gaussian, sigma learned"]["model"]
 with torch.no_grad():                                   # as the loss sees them: z drawn from q
     logits, *_ = learned(test.images[:N_CHECK])
@@ -270,13 +271,15 @@ show_reconstructions(list(runs))
 
 # %%
 class SigmaProbe:
-    """A callback for fit: the smallest sigma and the worst NLL on fixed images, over training."""
+    """A callback for fit: the smallest sigma and the worst NLL on fixed images, every 10 steps."""
 
-    def __init__(self, x: torch.Tensor):
-        self.x, self.steps, self.min_sigma, self.worst_nll = x, [], [], []
+    def __init__(self, x: torch.Tensor, every: int = 10):
+        self.x, self.every, self.steps, self.min_sigma, self.worst_nll = x, every, [], [], []
 
     @torch.no_grad()
     def __call__(self, model, step: int) -> None:
+        if step % self.every:
+            return
         with eval_mode(model):
             logits, log_sigma = model.decode_with_sigma(model.encode(self.x)[0])
         self.steps.append(step)
@@ -291,8 +294,8 @@ for min_sigma in (0.0, 0.01):
     model = GaussianConvVAE(LATENT, CHANNELS, sigma="pixel", min_sigma=min_sigma).to(device)
     probes[min_sigma] = SigmaProbe(test.images[:200])
     try:
-        fit(model, train.subset(settings.pick(10_000, 640)), epochs=1, lr=LR, batch_size=BATCH,
-            likelihood="gaussian", on_batch=probes[min_sigma], every=10, progress=False)
+        fit(model, train.subset(settings.pick(10_000, 640)), epochs=1, lr=ConvVAE.lr,
+            batch_size=BATCH, on_batch=probes[min_sigma], progress=False)
         diverged[min_sigma] = False
         print(f"min_sigma={min_sigma}: trained for the whole epoch")
     except TrainingDiverged as err:
@@ -330,7 +333,8 @@ plt.show()
 # `COURSE_SEED_OFFSET`, notebook 00): the ratio printed above is this run's alone, so this
 # notebook asserts no size for it. A handful of
 # pixels dominate the loss and training lurches; the loss can even become NaN, and `fit` then
-# stops with `TrainingDiverged` and keeps the last good weights (the first line printed above
+# leaves the weights alone from that batch on, stops at the end of the epoch with
+# `TrainingDiverged` and keeps the last good weights (the first line printed above
 # says whether that happened in this run; its advice about inputs and learning rates is the
 # general one, while the cause here is σ → 0). With the floor, σ stops at 0.01, and the worst
 # image's loss in the last quarter of training is less than half of what it was in the first
@@ -342,7 +346,7 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
 runs["Gaussian, sigma per pixel, floor 0.01"] = train_vae(
-    GaussianConvVAE(LATENT, CHANNELS, sigma="pixel", min_sigma=0.01), likelihood="gaussian")
+    GaussianConvVAE(LATENT, CHANNELS, sigma="pixel", min_sigma=0.01))
 floored, x = runs["Gaussian, sigma per pixel, floor 0.01"]["model"], test.images[:N_CHECK]
 with torch.no_grad():
     logits, log_sigma = floored.decode_with_sigma(floored.encode(x)[0])
@@ -476,7 +480,7 @@ assert torch.equal(k.view(7, 7), vq.code(mnist_test.images[:1])[0])
 #
 # No KL term: against a uniform prior over the codes, a posterior sure of one code has the
 # constant KL $\log K$ per position. Written out, next to `companion.losses.vq_loss` (which
-# `fit` uses for every model with `is_vq = True`):
+# the VQ-VAE's own `loss` uses; there $\beta_c$ is the model's `commitment`):
 
 # %% tags=["nbval-ignore-output"]
 x = mnist_test.images[:64]
@@ -494,12 +498,15 @@ assert torch.isclose(ours, vq_loss(logits, x, z_e, z_q).total)
 # %% tags=["nbval-ignore-output"]
 mnist_train = load("mnist", "train").subset(N_TRAIN)
 torch.manual_seed(0)
-vq_runs = {"uniform": train_vae(VQVAE(codes=128, code_dim=16, channels=CHANNELS), data=mnist_train)}
+vq_runs = {"uniform": train_vae(VQVAE(codes=128, code_dim=16, channels=CHANNELS),
+                                data=mnist_train)}
 vq_model, vq_history = vq_runs["uniform"]["model"], vq_runs["uniform"]["history"]
 x = mnist_test.images[:N_CHECK]
 rmse = (vq_model.reconstruct(x) - x).pow(2).mean().sqrt().item()
-print(f"test loss {vq_history.test_loss[-1]:.1f} (reconstruction {vq_history.test_reconstruction[-1]:.1f} "
-      f"+ codebook and commitment terms {vq_history.test_kl[-1]:.1f}), RMSE {rmse:.3f}")
+print(f"test loss {vq_history.test_loss[-1]:.1f} (reconstruction "
+      f"{vq_history.test_reconstruction[-1]:.1f} + codebook and commitment terms "
+      f"{vq_history.test_loss[-1] - vq_history.test_reconstruction[-1]:.1f}); the constant KL "
+      f"49 log K = {vq_history.test_kl[-1]:.1f} nats; RMSE {rmse:.3f}")
 assert rmse < 0.4                  # an untrained decoder's grey 0.5 everywhere: about 0.45
 if TRAINED:                        # close to the originals
     assert rmse < 0.12

@@ -2,6 +2,7 @@
 it must never keep (interrupted runs are tested with fit, in test_training.py)."""
 import inspect
 import json
+import math
 import threading
 
 import pytest
@@ -12,8 +13,9 @@ from companion import checkpoints
 from companion.checkpoints import (CheckpointMismatch, cache_key, cache_path, load, save,
                                    train_or_load)
 from companion.data import ImageSet
+from companion.losses import Objective
 from companion.models import MLPVAE, Autoencoder, ConvVAE
-from companion.training import History, SampleStrip
+from companion.training import History, SampleStrip, evaluate
 
 
 def tiny_data(n=256):
@@ -35,8 +37,9 @@ def test_round_trip_keeps_weights_and_history(tmp_path):
 
 def test_checkpoint_of_another_latent_size_is_refused(tmp_path):
     path = save(MLPVAE(2), tmp_path / "m.pt")
-    with pytest.raises(CheckpointMismatch, match=r"holds MLPVAE\(latent_dim=2, hidden=400\), "
-                                                 r"but the model given is MLPVAE\(latent_dim=20"):
+    with pytest.raises(CheckpointMismatch, match=r"holds MLPVAE\(latent_dim=2, hidden=400, "
+                                                 r"likelihood=bernoulli\), but the model given "
+                                                 r"is MLPVAE\(latent_dim=20"):
         load(path, MLPVAE(20))
 
 
@@ -58,39 +61,109 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
 def test_cache_key_changes_with_what_changes_the_result(monkeypatch):
     monkeypatch.delenv("COURSE_FAST", raising=False)
     model, data = MLPVAE(2), tiny_data()
-    key = cache_key(model, data, None, {"epochs": 2})
-    assert key == cache_key(MLPVAE(2), data, None, {"epochs": 2, "lr": 1e-3})  # default filled in
-    assert key != cache_key(model, data, None, {"epochs": 3})
-    assert key != cache_key(MLPVAE(3), data, None, {"epochs": 2})
-    assert key != cache_key(model, data.subset(100), None, {"epochs": 2})
+    key = cache_key(model, data, {"epochs": 2})
+    assert key == cache_key(MLPVAE(2), data, {"epochs": 2, "lr": 1e-3})  # default filled in
+    assert key != cache_key(model, data, {"epochs": 3})
+    assert key != cache_key(MLPVAE(3), data, {"epochs": 2})
+    assert key != cache_key(model, data.subset(100), {"epochs": 2})
     monkeypatch.setenv("COURSE_FAST", "1")
-    assert key != cache_key(model, data, None, {"epochs": 2})
+    assert key != cache_key(model, data, {"epochs": 2})
     monkeypatch.delenv("COURSE_FAST")
     monkeypatch.setattr(checkpoints, "FORMAT", checkpoints.FORMAT + 1)   # a code change
-    assert key != cache_key(model, data, None, {"epochs": 2})
+    assert key != cache_key(model, data, {"epochs": 2})
+
+
+def test_cache_key_follows_the_training_tensors_not_the_tag():
+    model, data = MLPVAE(2), tiny_data()
+    key = cache_key(model, data, {"epochs": 2})
+    copy = ImageSet(data.images.clone(), data.labels.clone(), data.classes, "another tag")
+    assert cache_key(model, copy, {"epochs": 2}) == key              # same tensors, other tag
+    pixel = data.images.clone()
+    pixel[17, 0, 5, 9] += 0.01
+    assert cache_key(model, ImageSet(pixel, data.labels, data.classes, data.tag),
+                     {"epochs": 2}) != key                            # one pixel
+    other = ImageSet(data.images[1:], data.labels[1:], data.classes, data.tag)
+    shorter = ImageSet(data.images[:-1], data.labels[:-1], data.classes, data.tag)
+    assert len({key, cache_key(model, other, {"epochs": 2}),
+                cache_key(model, shorter, {"epochs": 2})}) == 3      # other subsets, same tag
+
+
+def test_cache_key_leaves_out_the_test_set_and_the_callbacks():
+    model, data = MLPVAE(2), tiny_data()
+    key = cache_key(model, data, {"epochs": 2})
+    for unrelated in ({"test_data": tiny_data(64)}, {"progress": False}, {"on_batch": print},
+                      {"progress": True, "on_batch": SampleStrip()}):
+        assert cache_key(model, data, {"epochs": 2, **unrelated}) == key, unrelated
+    assert cache_key(model, data, {"epochs": 2, "objective": Objective()}) == key   # default
+    assert cache_key(model, data, {"epochs": 2, "objective": Objective(beta=4)}) != key
+
+
+def test_cache_key_refuses_an_unknown_setting_and_lists_fits_parameters():
+    model, data = MLPVAE(2), tiny_data()
+    with pytest.raises(TypeError, match=r"'beta'.*fit takes: epochs, objective, lr, batch_size, "
+                                        r"test_data, seed.*objective=Objective\(beta=\.\.\."):
+        cache_key(model, data, {"epochs": 2, "beta": 4})
+
+
+def test_code_version_changes_when_a_models_code_or_the_losses_change(monkeypatch):
+    import sys
+
+    from companion import gaussians, losses
+    from companion.models import VAE
+    vae, conv = MLPVAE(2), ConvVAE(2, channels=(4, 8))
+    versions = {m: checkpoints.code_version(m) for m in (vae, conv)}
+    key = cache_key(vae, tiny_data(), {"epochs": 2})
+    assert checkpoints.code_version(MLPVAE(3)) == versions[vae]        # the code, not the config
+    real = inspect.getsource
+
+    def edited(*changed):
+        monkeypatch.setattr(inspect, "getsource",
+                            lambda obj: real(obj) + ("# edited" if obj in changed else ""))
+
+    edited(sys.modules[MLPVAE.__module__])          # the module of the model's own class
+    assert checkpoints.code_version(vae) != versions[vae]
+    assert checkpoints.code_version(conv) == versions[conv]
+    assert cache_key(vae, tiny_data(), {"epochs": 2}) != key
+    for module in (sys.modules[VAE.__module__], losses, gaussians):   # shared by both models
+        edited(module)
+        assert all(checkpoints.code_version(m) != versions[m] for m in (vae, conv)), module
+    edited()
+    assert checkpoints.code_version(vae) == versions[vae]
+
+
+def test_code_version_covers_a_model_class_written_outside_the_package():
+    class Mine(MLPVAE):
+        pass
+
+    class Other(MLPVAE):
+        def decode(self, z):
+            return super().decode(z)
+
+    assert checkpoints.code_version(Mine(2)) != checkpoints.code_version(MLPVAE(2))
+    assert checkpoints.code_version(Mine(2)) != checkpoints.code_version(Other(2))
 
 
 def test_a_seed_offset_gets_its_own_cache_key_and_offset_zero_keeps_the_old_one(monkeypatch):
     monkeypatch.delenv("COURSE_SEED_OFFSET", raising=False)
     model, data = MLPVAE(2), tiny_data()
-    key = cache_key(model, data, None, {"epochs": 2})
+    key = cache_key(model, data, {"epochs": 2})
     monkeypatch.setenv("COURSE_SEED_OFFSET", "0")
-    assert cache_key(model, data, None, {"epochs": 2}) == key
+    assert cache_key(model, data, {"epochs": 2}) == key
     monkeypatch.setenv("COURSE_SEED_OFFSET", "1")
-    shifted = cache_key(model, data, None, {"epochs": 2})
+    shifted = cache_key(model, data, {"epochs": 2})
     monkeypatch.setenv("COURSE_SEED_OFFSET", "2")
-    assert len({key, shifted, cache_key(model, data, None, {"epochs": 2})}) == 3
+    assert len({key, shifted, cache_key(model, data, {"epochs": 2})}) == 3
 
 
 def test_a_new_fit_option_with_a_default_keeps_the_cache_key(monkeypatch):
     model, data = MLPVAE(2), tiny_data()
-    key = cache_key(model, data, None, {"epochs": 2})
+    key = cache_key(model, data, {"epochs": 2})
     params = list(checkpoints.FIT_SIGNATURE.parameters.values())
     added = inspect.Parameter("new_option", inspect.Parameter.KEYWORD_ONLY, default=0.5)
     monkeypatch.setattr(checkpoints, "FIT_SIGNATURE",
                         checkpoints.FIT_SIGNATURE.replace(parameters=params + [added]))
-    assert key == cache_key(model, data, None, {"epochs": 2})
-    assert key != cache_key(model, data, None, {"epochs": 2, "new_option": 0.7})
+    assert key == cache_key(model, data, {"epochs": 2})
+    assert key != cache_key(model, data, {"epochs": 2, "new_option": 0.7})
 
 
 def test_train_or_load_trains_once(scratch, monkeypatch):
@@ -112,6 +185,40 @@ def test_train_or_load_trains_once(scratch, monkeypatch):
 
 def no_training(*args, **kwargs):
     raise AssertionError("fit must not run when the cache holds the model")
+
+
+def test_a_cached_model_with_another_test_set_is_loaded_and_measured_on_this_one(
+        scratch, monkeypatch):
+    train, first_test, second_test = tiny_data(), random_images(64), random_images(32)
+    second_test = ImageSet(1 - second_test.images, second_test.labels, second_test.classes,
+                           "flipped")
+    torch.manual_seed(0)
+    trained = MLPVAE(2, hidden=16)
+    kwargs = dict(epochs=3, batch_size=64, progress=False)
+    history = train_or_load(trained, train, first_test, **kwargs)
+    assert len(history.test_loss) == 3 and all(map(math.isfinite, history.test_loss))
+    monkeypatch.setattr(checkpoints, "fit", no_training)
+
+    same_test = train_or_load(MLPVAE(2, hidden=16), train, first_test, **kwargs)
+    assert same_test == history                                 # the same test set: as stored
+
+    model = MLPVAE(2, hidden=16)
+    torch.manual_seed(5)
+    again = train_or_load(model, train, second_test, **kwargs)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 trained.state_dict().values()))
+    assert again.loss == history.loss and again.reconstruction == history.reconstruction
+    for column in (again.test_loss, again.test_reconstruction, again.test_kl):
+        assert len(column) == 3 and all(math.isnan(v) for v in column[:2])
+        assert math.isfinite(column[-1])
+    torch.manual_seed(5)                                        # the same z noise as inside
+    measured = evaluate(model, second_test)
+    assert again.test_loss[-1] == pytest.approx(measured.total)
+    assert again.test_kl[-1] == pytest.approx(measured.kl)
+    assert again.test_loss[-1] != pytest.approx(history.test_loss[-1])
+
+    without = train_or_load(MLPVAE(2, hidden=16), train, **kwargs)
+    assert without.loss == history.loss and without.test_loss == []   # no test set: no columns
 
 
 def test_two_writers_of_the_same_file_leave_one_that_loads(tmp_path, monkeypatch):
@@ -196,8 +303,9 @@ def test_train_or_load_refuses_bernoulli_on_bad_targets_before_a_cache_hit(scrat
     data = tiny_data()
     shifted = ImageSet(data.images * 2 - 0.5, data.labels, data.classes, "shifted")
     model = MLPVAE(2)
-    save(model, cache_path(model, cache_key(model, shifted, None, {"epochs": 1})), History())
-    with pytest.raises(ValueError, match=r"shifted ranges from -0\.5.*likelihood=\"mse\""):
+    save(model, cache_path(model, cache_key(model, shifted, {"epochs": 1})), History())
+    with pytest.raises(ValueError,
+                       match=r"shifted ranges from -0\.5.*likelihood=\"squared_error\""):
         train_or_load(model, shifted, epochs=1, progress=False)
 
 
@@ -205,14 +313,14 @@ def test_train_or_load_refuses_bernoulli_on_bad_targets_before_a_cache_hit(scrat
 
 def test_strip_is_cached_with_its_checkpoint(scratch, monkeypatch):
     torch.manual_seed(0)
-    first, strip = ConvVAE(2, channels=(4, 8)), SampleStrip(n=3)
-    kwargs = dict(epochs=2, batch_size=16, every=4, progress=False)
+    first, strip = ConvVAE(2, channels=(4, 8)), SampleStrip(n=3, every=4)
+    kwargs = dict(epochs=2, batch_size=16, progress=False)
     history = train_or_load(first, tiny_data(96), strip=strip, **kwargs)
     assert strip.steps == [0, 4, 8, 12] and history.epochs == 2
     assert len(list((scratch / "checkpoints").iterdir())) == 1   # one file: weights and strip
 
     monkeypatch.setattr(checkpoints, "fit", no_training)
-    second, again = ConvVAE(2, channels=(4, 8)), SampleStrip(n=3)
+    second, again = ConvVAE(2, channels=(4, 8)), SampleStrip(n=3, every=4)
     assert train_or_load(second, tiny_data(96), strip=again, **kwargs) == history
     assert again.steps == strip.steps and torch.equal(again.images, strip.images)
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
@@ -221,14 +329,15 @@ def test_strip_is_cached_with_its_checkpoint(scratch, monkeypatch):
 
 
 def test_a_cached_model_without_the_strip_asked_for_is_trained_again(scratch, capsys):
-    kwargs = dict(epochs=1, batch_size=64, every=2, progress=False)
+    kwargs = dict(epochs=1, batch_size=64, progress=False)
     torch.manual_seed(0)
     train_or_load(MLPVAE(2), tiny_data(), **kwargs)
-    for strip in (SampleStrip(n=2), SampleStrip(n=3)):   # none cached, then another n
+    # none cached, then another n, then another every
+    for strip in (SampleStrip(n=2, every=2), SampleStrip(n=3, every=2), SampleStrip(n=3, every=1)):
         torch.manual_seed(0)
         train_or_load(MLPVAE(2), tiny_data(), strip=strip, **kwargs)
         assert "cached without this sample strip" in capsys.readouterr().out
-        assert strip.steps == [0, 2, 4]
+        assert strip.steps == list(range(0, 5, strip.every))
 
 
 def test_train_or_load_takes_a_strip_or_an_on_batch_not_both(scratch):

@@ -161,3 +161,42 @@ def test_train_val_split_is_disjoint():
     assert len(train) == 7 and len(val) == 3
     assert not set(train.labels.tolist()) & set(val.labels.tolist())
     assert train.tag != val.tag
+
+
+def test_fingerprint_follows_the_tensors_not_the_tag(monkeypatch):
+    ds = small_set(10)
+    key = ds.fingerprint()
+    copy = data.ImageSet(ds.images.clone(), ds.labels.clone(), ds.classes, "another tag")
+    assert copy.fingerprint() == key and len(key) == 16
+    pixel = ds.images.clone()
+    pixel[3, 0, 27, 0] += 1e-3
+    label = ds.labels.clone()
+    label[4] = 9
+    changed = {
+        "pixel": data.ImageSet(pixel, ds.labels, ds.classes, ds.tag),
+        "label": data.ImageSet(ds.images, label, ds.classes, ds.tag),
+        "dtype": data.ImageSet(ds.images.double(), ds.labels, ds.classes, ds.tag),
+        "subset": data.ImageSet(ds.images[1:], ds.labels[1:], ds.classes, ds.tag),
+        "order": data.ImageSet(ds.images.flip(0), ds.labels, ds.classes, ds.tag),
+    }
+    prints = {name: d.fingerprint() for name, d in changed.items()}
+    assert key not in prints.values() and len(set(prints.values())) == len(prints), prints
+    # a large set hashes a strided sample of its pixels, and the sum of all of them
+    monkeypatch.setattr("companion.data.imageset.SAMPLED", 100)
+    between = ds.images.clone()
+    between[0, 0, 0, 1] += 0.25                         # not one of the sampled pixels
+    assert (data.ImageSet(between, ds.labels, ds.classes, ds.tag).fingerprint()
+            != ds.fingerprint())
+
+
+def test_fingerprint_follows_the_shape_of_the_images():
+    ds = small_set(10)
+    for shape in ((10, 784), (10, 1, 14, 56)):
+        assert data.ImageSet(ds.images.view(shape), ds.labels, ds.classes,
+                             ds.tag).fingerprint() != ds.fingerprint(), shape
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5])
+def test_subset_refuses_a_size_that_is_not_a_whole_number_of_examples(n):
+    with pytest.raises(ValueError, match="whole number of examples >= 1"):
+        small_set(10).subset(n)

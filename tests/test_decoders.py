@@ -9,9 +9,9 @@ from torch.distributions import Normal
 from companion import checkpoints
 from companion.data import ImageSet
 from companion.gaussians import kl_divergence
-from companion.losses import elbo_loss, gaussian_nll, squared_error
-from companion.models import GaussianConvVAE, build
-from companion.training import fit, loss_parts
+from companion.losses import Objective, elbo, elbo_loss, gaussian_nll, squared_error
+from companion.models import ConvVAE, GaussianConvVAE, build
+from companion.training import evaluate, fit
 
 torch.manual_seed(0)
 LOGITS = torch.randn(6, 1, 28, 28) * 3
@@ -45,7 +45,7 @@ def test_fixed_sigma_elbo_is_the_mse_elbo_with_beta_two_sigma_squared():
     sigma = 0.2
     logits, mu = LOGITS.clone().requires_grad_(), MU.clone().requires_grad_()
     gaussian = gaussian_nll(logits, X, sigma).mean() + kl_divergence(mu, LOGVAR).mean()
-    mse = elbo_loss(logits, X, mu, LOGVAR, beta=2 * sigma**2, likelihood="mse").total
+    mse = elbo_loss(logits, X, mu, LOGVAR, beta=2 * sigma**2, likelihood="squared_error").total
     grads_g = torch.autograd.grad(gaussian, (logits, mu))
     grads_m = torch.autograd.grad(mse, (logits, mu))
     for g, m in zip(grads_g, grads_m):            # same direction, scaled by 1 / (2 sigma^2)
@@ -68,11 +68,19 @@ def test_gaussian_nll_refuses_a_sigma_that_is_not_positive(sigma):
         gaussian_nll(LOGITS, X, sigma)
 
 
-def test_elbo_loss_with_a_learned_sigma_needs_the_gaussian_likelihood():
-    parts = elbo_loss(LOGITS, X, MU, LOGVAR, likelihood="gaussian", log_sigma=torch.tensor(-2.0))
-    assert torch.isclose(parts.reconstruction, normal_nll(torch.tensor(-2.0)).mean())
-    with pytest.raises(ValueError, match='pass likelihood="gaussian"'):
-        elbo_loss(LOGITS, X, MU, LOGVAR, likelihood="bernoulli", log_sigma=torch.tensor(-2.0))
+def test_the_learned_sigma_model_is_gaussian_and_its_nll_uses_its_sigma():
+    model = GaussianConvVAE(latent_dim=4, channels=(4, 8))
+    assert model.likelihood == "gaussian" and "likelihood" not in model.describe()
+    assert build(model.describe()).likelihood == "gaussian"
+    with torch.no_grad():
+        model.shared_log_sigma.fill_(-2.0)
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    want = -Normal(torch.sigmoid(model.decode(z)), math.exp(-2.0)).log_prob(X).flatten(1).sum(1)
+    assert torch.allclose(model.nll(X, z), want, rtol=1e-5)
+    assert torch.allclose(model.nll(X.flatten(1), z), want, rtol=1e-5)   # [N, 784] too
+    # a ConvVAE told "gaussian" has sigma 1, fixed
+    fixed = ConvVAE(4, channels=(4, 8), likelihood="gaussian")
+    assert torch.allclose(fixed.nll(X, z), gaussian_nll(fixed.decode(z), X, 1.0), rtol=1e-5)
 
 
 def test_a_shared_sigma_is_one_number_with_a_floor():
@@ -109,30 +117,47 @@ def test_learned_sigma_model_refuses_bad_settings(kwargs, message):
         GaussianConvVAE(**kwargs)
 
 
-def test_loss_parts_uses_the_models_sigma_and_trains_it():
+def test_the_models_loss_uses_its_sigma_and_trains_it():
     torch.manual_seed(0)
     model = GaussianConvVAE(latent_dim=4, sigma="pixel")
     torch.manual_seed(1)
-    logits, mu, logvar, log_sigma = model(X)
+    outputs = model(X)
+    assert len(outputs) == 3                                          # (logits, mu, logvar)
     torch.manual_seed(1)
-    parts = loss_parts(model, X, likelihood="gaussian")
+    mu, logvar = model.encode(X)
+    z = model.reparameterize(mu, logvar)
+    logits, log_sigma = model.decode_with_sigma(z)
+    assert torch.equal(outputs[0], logits)
+    torch.manual_seed(1)
+    parts = model.loss(X)
     expected = gaussian_nll(logits, X, log_sigma=log_sigma).mean()
     assert torch.isclose(parts.reconstruction, expected)
     assert torch.isclose(parts.kl, kl_divergence(mu, logvar).mean())
+    torch.manual_seed(1)
+    assert torch.allclose(torch.stack(model.loss(X, objective=Objective(beta=3.0))),
+                          torch.stack(elbo(gaussian_nll(logits, X, log_sigma=log_sigma), z, mu,
+                                           logvar, Objective(beta=3.0))))
     parts.total.backward()
     assert model.decoder[-1].weight.grad[:, 1].abs().sum() > 0       # the sigma channel learns
 
 
-def test_fit_shrinks_a_shared_sigma_and_refuses_the_bernoulli_likelihood():
+def test_fit_shrinks_a_shared_sigma_and_evaluate_reports_the_gaussian_nll():
     torch.manual_seed(0)
     data = ImageSet(torch.rand(128, 1, 28, 28) * 0.2, torch.zeros(128, dtype=torch.long),
                     ("x",), "noise/train")
     model = GaussianConvVAE(latent_dim=4, channels=(4, 8))
-    history = fit(model, data, epochs=2, lr=2e-2, batch_size=32, likelihood="gaussian",
-                  progress=False)
+    history = fit(model, data, epochs=2, lr=2e-2, batch_size=32, progress=False)
     assert model.shared_log_sigma.item() < -0.05 and history.loss[-1] < history.loss[0]
-    with pytest.raises(ValueError, match='pass likelihood="gaussian"'):
-        fit(GaussianConvVAE(latent_dim=4), data, epochs=1, progress=False)
+    torch.manual_seed(3)
+    test = evaluate(model, data)
+    torch.manual_seed(3)
+    mu, logvar = model.encode(data.images)
+    assert test.reconstruction == pytest.approx(
+        model.nll(data.images, model.reparameterize(mu, logvar)).mean().item(), rel=1e-4)
+    # pixels outside [0, 1] are fine for a Gaussian (no Bernoulli check on its targets)
+    wide = ImageSet(data.images * 4 - 1, data.labels, data.classes, "wide")
+    assert fit(GaussianConvVAE(latent_dim=4, channels=(4, 8)), wide, epochs=1,
+               progress=False).epochs == 1
 
 
 @pytest.mark.parametrize("sigma", ["shared", "pixel"])

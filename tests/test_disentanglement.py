@@ -80,4 +80,20 @@ def test_gap_skips_constant_factors_and_mig_checks_lengths():
     with pytest.raises(ValueError, match="same examples"):
         mig(torch.zeros(5, 2), torch.zeros(6, 1, dtype=torch.long))
     with pytest.raises(ValueError, match="constant"):
-        mig(torch.randn(5, 2), torch.zeros(5, 1, dtype=torch.long))
+        mig(torch.randn(400, 2), torch.zeros(400, 1, dtype=torch.long))
+
+
+@pytest.mark.parametrize("n, bins, match", [
+    (199, 20, "at least 200 examples, or fewer bins"),
+    (100, 1, "bins must be >= 2"),
+    (100, 0, "bins must be >= 2"),
+])
+def test_mig_refuses_too_few_examples_per_bin_and_too_few_bins(n, bins, match):
+    z = torch.randn(n, 2, generator=torch.Generator().manual_seed(5))
+    with pytest.raises(ValueError, match=match):
+        mig(z, torch.randint(0, 3, (n, 1), generator=torch.Generator().manual_seed(6)), bins)
+
+
+def test_mig_refuses_a_factor_vector_without_its_column():
+    with pytest.raises(ValueError, match=r"v\[:, None\]"):
+        mig(torch.randn(400, 2), torch.randint(0, 3, (400,)))

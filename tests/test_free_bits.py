@@ -4,7 +4,7 @@ import torch
 
 from companion import checkpoints
 from companion.gaussians import kl_divergence
-from companion.losses import bernoulli_nll, elbo_loss, free_bits_kl
+from companion.losses import Objective, bernoulli_nll, elbo, elbo_loss, free_bits_kl
 from companion.models import MLPVAE
 from companion.training import evaluate, fit
 from conftest import random_images
@@ -43,38 +43,43 @@ def test_below_the_floor_no_gradient_from_the_kl_term_above_it_the_usual_one():
         assert torch.allclose(floored[:, 1:], plain[:, 1:])     # above: the usual gradient
 
 
-def test_elbo_loss_keeps_the_true_kl_and_floors_only_the_total():
+def test_the_elbo_keeps_the_true_kl_and_floors_only_the_total():
     torch.manual_seed(0)
     logits, x = torch.randn(64, 1, 28, 28), torch.rand(64, 1, 28, 28).round()
     mu, logvar = codes()
+    nll, z = bernoulli_nll(logits, x), mu.detach()      # z matters for the TC weight only
     plain = elbo_loss(logits, x, mu, logvar)
-    floored = elbo_loss(logits, x, mu, logvar, beta=2.0, free_bits=0.5)
+    floored = elbo(nll, z, mu, logvar, Objective(beta=2.0, free_bits=0.5))
     assert torch.equal(floored.kl, plain.kl)                    # the true KL, reported
     assert torch.equal(floored.reconstruction, plain.reconstruction)
     assert torch.isclose(floored.total, bernoulli_nll(logits, x).mean()
                          + 2.0 * free_bits_kl(mu, logvar, 0.5))
-    assert torch.equal(elbo_loss(logits, x, mu, logvar, free_bits=0.0).total, plain.total)
-    with pytest.raises(ValueError, match="free_bits is a floor in nats"):
-        elbo_loss(logits, x, mu, logvar, free_bits=-1.0)
+    assert torch.equal(elbo(nll, z, mu, logvar, Objective(free_bits=0.0)).total, plain.total)
+    with pytest.raises(ValueError,
+                       match=r"Objective\(free_bits=\.\.\.\) takes a finite number >= 0"):
+        Objective(free_bits=-1.0)
 
 
 def test_fit_with_free_bits_reports_the_true_negative_elbo():
     data = random_images(256)
     torch.manual_seed(0)
     model = MLPVAE(latent_dim=4, hidden=32)
-    history = fit(model, data, epochs=2, test_data=data, free_bits=2.0, progress=False)
+    history = fit(model, data, epochs=2, test_data=data, objective=Objective(free_bits=2.0),
+                  progress=False)
     for total, reconstruction, kl in zip(history.test_loss, history.test_reconstruction,
                                          history.test_kl):
         assert total == pytest.approx(reconstruction + kl, rel=1e-6)   # no floor in it
         assert kl < 4 * 2.0 - 1                                 # below the floors' sum
     test = evaluate(model, data)
     assert test.total == pytest.approx(history.test_loss[-1], abs=1.0)   # z's noise only
-    for objective, elbo in zip(history.loss, history.full_beta_loss):
-        assert objective > elbo                                 # the floor only adds, here 8 nats
+    for objective, negative_elbo in zip(history.loss, history.full_beta_loss):
+        assert objective > negative_elbo          # the floor only adds, here 8 nats
 
 
 def test_free_bits_is_in_the_cache_key_only_when_set():
     model, data = MLPVAE(latent_dim=2, hidden=8), random_images(8)
-    key = checkpoints.cache_key(model, data, None, {"epochs": 1})
-    assert checkpoints.cache_key(model, data, None, {"epochs": 1, "free_bits": 0.0}) == key
-    assert checkpoints.cache_key(model, data, None, {"epochs": 1, "free_bits": 0.5}) != key
+    key = checkpoints.cache_key(model, data, {"epochs": 1})
+    assert checkpoints.cache_key(model, data, {"epochs": 1,
+                                               "objective": Objective(free_bits=0.0)}) == key
+    assert checkpoints.cache_key(model, data, {"epochs": 1,
+                                               "objective": Objective(free_bits=0.5)}) != key

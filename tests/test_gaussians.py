@@ -5,9 +5,9 @@ import torch
 from torch.distributions import MultivariateNormal, Normal
 from torch.distributions import kl_divergence as torch_kl
 
-from companion.gaussians import (MonteCarloEstimate, ellipse, full_gaussian_log_density,
+from companion.gaussians import (MonteCarloEstimate, draw_eps, ellipse, full_gaussian_log_density,
                                  gaussian_kl, gaussian_log_density, kl_divergence, kl_monte_carlo,
-                                 kl_per_dimension, sample_gaussian)
+                                 kl_per_dimension, sample_diagonal, sample_gaussian)
 
 G = torch.Generator().manual_seed(0)
 MU = torch.randn(4, 3, generator=G, dtype=torch.float64)
@@ -20,6 +20,35 @@ def test_gaussian_log_density_matches_torch_distributions():
     z = torch.randn(4, 3, generator=G, dtype=torch.float64) * 3
     want = Normal(MU, (0.5 * LOGVAR).exp()).log_prob(z)
     assert torch.allclose(gaussian_log_density(z, MU, LOGVAR), want)
+
+
+def test_gaussian_log_density_of_a_collapsed_posterior_is_finite_in_float32():
+    # exp(-120) is 0 in float32: dividing by it gave 0 / 0 = nan at z = mu
+    mu = torch.tensor([0.3, -2.0, 0.0])
+    logvar = torch.full((3,), -120.0)
+    got = gaussian_log_density(mu, mu, logvar)
+    want = gaussian_log_density(mu.double(), mu.double(), logvar.double())
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    assert torch.allclose(got.double(), want)
+    assert (gaussian_log_density(mu + 1.0, mu, logvar) == -float("inf")).all()   # not nan
+
+
+def test_draw_eps_draws_on_the_generators_device_and_lands_on_likes():
+    like = torch.zeros(2, device="meta", dtype=torch.float64)
+    eps = draw_eps((4, 3), like, torch.Generator().manual_seed(3))
+    assert eps.device.type == "meta" and eps.dtype == torch.float64 and eps.shape == (4, 3)
+    cpu = draw_eps((4, 3), torch.zeros(1), torch.Generator().manual_seed(3))
+    assert torch.equal(cpu, torch.randn(4, 3, generator=torch.Generator().manual_seed(3)))
+    assert draw_eps((2,), like).device.type == "meta"                  # no generator: like's device
+
+
+def test_sample_diagonal_has_the_right_moments_and_device():
+    mu, logvar = torch.tensor([[1.0, -2.0]]), torch.tensor([[0.5, -1.0]])
+    z = sample_diagonal(mu, logvar, 100_000, torch.Generator().manual_seed(4))[:, 0]
+    assert torch.allclose(z.mean(0), mu[0], atol=0.02)
+    assert torch.allclose(z.var(0), logvar[0].exp(), rtol=0.03)
+    on_meta = sample_diagonal(mu.to("meta"), logvar.to("meta"), 5, torch.Generator())
+    assert on_meta.device.type == "meta" and on_meta.shape == (5, 1, 2)
 
 
 def test_monte_carlo_agrees_with_closed_form_and_torch_distributions():

@@ -5,8 +5,9 @@ import torch
 from torch.distributions import MultivariateNormal
 
 from companion.data import ImageSet
-from companion.latent import (ClassGaussians, encode_all, fit_class_gaussians, grid,
-                              knn_classify, linear_probe, nearest_distance)
+from companion.latent import (encode_all, fit_class_gaussians, grid, knn_classify, linear_probe,
+                              nearest_distance)
+from companion.mixture import GaussianMixture, m_step
 from companion.models import MLPVAE, Autoencoder
 
 
@@ -89,23 +90,48 @@ def test_fit_class_gaussians_matches_numpy_maximum_likelihood():
     codes, labels = clusters(torch.tensor([[0.0, 1.0], [4.0, -2.0]]), 50, spread=1.0, seed=2)
     fitted = fit_class_gaussians(codes, labels)
     assert fitted.means.shape == (2, 2) and fitted.covs.shape == (2, 2, 2)
+    assert torch.allclose(fitted.weights, torch.tensor([0.5, 0.5]))
     for k in range(2):
         z = codes[labels == k].double().numpy()
         assert np.allclose(fitted.means[k].numpy(), z.mean(axis=0), atol=1e-5)
-        assert np.allclose(fitted.covs[k].numpy(), np.cov(z.T, bias=True), atol=1e-5)
+        assert np.allclose(fitted.covs[k].numpy(), np.cov(z.T, bias=True), atol=1e-3)  # + ridge
 
 
-def test_fit_class_gaussians_refuses_a_class_with_fewer_than_two_codes():
-    codes, labels = torch.randn(5, 2), torch.tensor([0, 0, 0, 1, 0])
-    with pytest.raises(ValueError, match="class 1 has 1 codes"):
-        fit_class_gaussians(codes, labels)
+def test_fit_class_gaussians_is_the_m_step_with_one_hot_responsibilities():
+    codes, labels = clusters(torch.tensor([[0.0, 1.0], [4.0, -2.0], [1.0, 1.0]]), 30, 1.0, seed=3)
+    fitted = fit_class_gaussians(codes, labels)
+    want = m_step(codes, torch.nn.functional.one_hot(labels).float())
+    assert all(torch.equal(a, b) for a, b in zip((fitted.weights, fitted.means, fitted.covs),
+                                                 (want.weights, want.means, want.covs)))
+
+
+def test_fit_class_gaussians_survives_a_class_with_fewer_codes_than_dimensions():
+    codes = torch.randn(40, 6, generator=torch.Generator().manual_seed(4))
+    labels = torch.zeros(40, dtype=torch.long)
+    labels[:3] = 1                                   # 3 codes of class 1 in 6 dimensions
+    codes[:, 5] = 2.0                                # and a coordinate that never varies
+    fitted = fit_class_gaussians(codes, labels)
+    assert torch.linalg.cholesky_ex(fitted.covs).info.eq(0).all()
+    z, wanted = fitted.sample_each(10, generator=torch.Generator().manual_seed(5))
+    assert torch.isfinite(z).all() and wanted.tolist() == [0] * 10 + [1] * 10
+
+
+@pytest.mark.parametrize("labels, num_classes, match", [
+    (torch.tensor([0, 0, 0, 1, 0]), None, "class 1 has 1 codes"),
+    (torch.tensor([0, 0, 2, 2, 0]), None, "class 1 has 0 codes"),
+    (torch.tensor([0, 0, 1, 1, 1]), 1, "pass num_classes=2"),
+    (torch.tensor([0, 0, 1, 1]), None, "one label per code"),
+])
+def test_fit_class_gaussians_refuses_bad_classes_with_what_to_pass(labels, num_classes, match):
+    with pytest.raises(ValueError, match=match):
+        fit_class_gaussians(torch.randn(5, 2), labels, num_classes)
 
 
 def test_class_gaussian_samples_follow_the_fitted_distributions():
     means = torch.tensor([[0.0, 0.0], [5.0, -3.0]])
     covs = torch.tensor([[[2.0, 0.8], [0.8, 1.0]], [[0.5, -0.2], [-0.2, 0.3]]])
-    gaussians = ClassGaussians(means, covs)
-    z, labels = gaussians.sample(20_000, generator=torch.Generator().manual_seed(0))
+    gaussians = GaussianMixture(torch.tensor([0.5, 0.5]), means, covs)
+    z, labels = gaussians.sample_each(20_000, generator=torch.Generator().manual_seed(0))
     assert z.shape == (40_000, 2) and labels.bincount().tolist() == [20_000, 20_000]
     for k in range(2):
         zk = z[labels == k].double()
@@ -114,8 +140,26 @@ def test_class_gaussian_samples_follow_the_fitted_distributions():
         # Monte Carlo: the mean log-density of one's own samples is minus the entropy
         mvn = MultivariateNormal(means[k], covs[k])
         assert abs(mvn.log_prob(zk.float()).mean() + mvn.entropy()) < 0.03
-    again, _ = gaussians.sample(20_000, generator=torch.Generator().manual_seed(0))
+    again, _ = gaussians.sample_each(20_000, generator=torch.Generator().manual_seed(0))
     assert torch.equal(z, again)
+
+
+# --- bad counts and sizes -------------------------------------------------------------------
+
+def test_latent_helpers_refuse_counts_below_one_with_what_to_pass():
+    codes, labels = torch.randn(20, 2), torch.arange(20) % 2
+    with pytest.raises(ValueError, match="points per side"):
+        grid((-1.0, 1.0), (-1.0, 1.0), steps=0)
+    with pytest.raises(ValueError, match=r"between 1 and the number of codes \(20\)"):
+        knn_classify(codes, codes, labels, k=0)
+    with pytest.raises(ValueError, match=r"between 1 and the number of codes \(20\)"):
+        knn_classify(codes, codes, labels, k=21)
+    with pytest.raises(ValueError, match="encode_all"):
+        nearest_distance(codes, torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="L-BFGS"):
+        linear_probe(codes, labels, codes, labels, steps=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        encode_all(Autoencoder(latent_dim=2, hidden=8), random_imageset(4), batch_size=0)
 
 
 # --- linear probe ---------------------------------------------------------------------------

@@ -66,9 +66,11 @@ def test_class_means_equal_a_loop_over_classes():
     torch.testing.assert_close(class_means(codes, labels), want)
 
 
-def test_class_means_refuse_an_empty_class():
+def test_class_means_refuse_an_empty_class_and_labels_beyond_num_classes():
     with pytest.raises(ValueError, match="no codes"):
         class_means(torch.randn(4, 2), torch.tensor([0, 0, 2, 2]))
+    with pytest.raises(ValueError, match="pass num_classes=3"):
+        class_means(torch.randn(4, 2), torch.tensor([0, 1, 2, 2]), num_classes=2)
 
 
 def test_attribute_direction_recovers_the_direction_a_score_depends_on():
@@ -80,9 +82,19 @@ def test_attribute_direction_recovers_the_direction_a_score_depends_on():
     assert (found @ true) > 0                       # points toward higher scores
 
 
-def test_attribute_direction_checks_the_fraction():
+def test_attribute_direction_checks_the_fraction_and_the_counts():
     with pytest.raises(ValueError, match="fraction"):
         attribute_direction(torch.randn(10, 2), torch.randn(10), fraction=0.7)
+    with pytest.raises(ValueError, match="one score per code"):
+        attribute_direction(torch.randn(10, 2), torch.randn(9))
+    with pytest.raises(ValueError, match="at least 2"):
+        attribute_direction(torch.randn(1, 2), torch.randn(1))
+
+
+def test_inpaint_refuses_zero_steps():
+    x = torch.rand(1, 1, 28, 28, generator=gen(10))
+    with pytest.raises(ValueError, match="Adam steps"):
+        inpaint(MLPVAE(latent_dim=2, hidden=8), x, torch.ones_like(x), steps=0)
 
 
 def test_traverse_shapes_and_values():

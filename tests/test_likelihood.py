@@ -191,3 +191,27 @@ def test_log_weights_run_in_eval_mode_and_restore_the_mode():
     a = log_weights(model, x, 5, generator=torch.Generator().manual_seed(1))
     b = log_weights(model, x, 5, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and model.training                  # no Dropout noise, mode kept
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(k=0), "k takes a whole number"), (dict(k=-5), "k takes a whole number"),
+    (dict(batch_size=0), "batch_size takes a whole number"),
+    (dict(chunk=0), "chunk takes a whole number"),
+])
+def test_importance_weighted_refuses_counts_below_one(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        importance_weighted(_model(), binarized(_images(2)), **kwargs)
+
+
+def test_empty_inputs_and_sizes_out_of_range_are_refused_with_what_to_pass():
+    empty = ImageSet(torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long), ("0",), "none")
+    with pytest.raises(ValueError, match="holds no images"):
+        importance_weighted(_model(), empty)
+    with pytest.raises(ValueError, match="holds no images"):
+        log_weights(_model(), X[:0], 5)
+    with pytest.raises(ValueError, match="n_samples takes a whole number"):
+        log_weights(_model(), X, 0)
+    with pytest.raises(ValueError, match="at least one log-weight"):
+        log_mean_exp(torch.zeros(0, 3))
+    with pytest.raises(ValueError, match=r"sizes \[0, 11\] .* \(10\)"):
+        running_estimates(torch.randn(10, 3), [0, 5, 11])

@@ -6,7 +6,8 @@ import torch
 from torch.distributions import Bernoulli, Normal
 
 from companion.gaussians import kl_divergence
-from companion.losses import (bernoulli_nll, elbo_loss, gaussian_nll, rmse, squared_error,
+from companion.losses import (RECONSTRUCTION, Objective, bernoulli_nll, check_likelihood, elbo,
+                              elbo_loss, free_bits_kl, gaussian_nll, rmse, squared_error,
                               total_correlation)
 
 torch.manual_seed(0)
@@ -44,10 +45,76 @@ def test_elbo_loss_parts_and_beta():
     assert torch.isclose(parts.reconstruction, bernoulli_nll(LOGITS, X).mean())
     assert torch.isclose(parts.kl, kl_divergence(MU, LOGVAR).mean())
     assert torch.isclose(parts.total, parts.reconstruction + 4.0 * parts.kl)
-    mse = elbo_loss(LOGITS, X, MU, LOGVAR, likelihood="mse")
+    mse = elbo_loss(LOGITS, X, MU, LOGVAR, likelihood="squared_error")
     assert torch.isclose(mse.reconstruction, squared_error(LOGITS, X).mean())
+    for unknown in ("poisson", "mse"):                     # "mse" is now "squared_error"
+        with pytest.raises(ValueError, match=r"likelihood must be one of \['bernoulli', "
+                                             r"'squared_error', 'gaussian'\], not '" + unknown):
+            elbo_loss(LOGITS, X, MU, LOGVAR, likelihood=unknown)
+
+
+def test_check_likelihood_accepts_the_known_ones_only():
+    for name in RECONSTRUCTION:
+        check_likelihood(name)
     with pytest.raises(ValueError, match="likelihood must be one of"):
-        elbo_loss(LOGITS, X, MU, LOGVAR, likelihood="poisson")
+        check_likelihood("mse")
+
+
+def test_elbo_from_an_nll_is_elbo_loss_and_adds_each_objective_term():
+    nll = bernoulli_nll(LOGITS, X)
+    z = MU + (0.5 * LOGVAR).exp() * torch.randn(6, 5, generator=torch.Generator().manual_seed(0))
+    plain = elbo(nll, z, MU, LOGVAR)
+    assert all(torch.isclose(a, b) for a, b in zip(plain, elbo_loss(LOGITS, X, MU, LOGVAR)))
+    assert all(p.shape == () for p in plain)
+    weighted = elbo(nll, z, MU, LOGVAR, Objective(beta=3.0, free_bits=0.5, tc_weight=2.0))
+    assert torch.equal(weighted.reconstruction, plain.reconstruction)
+    assert torch.equal(weighted.kl, plain.kl)              # the true KL, whatever the weights
+    assert torch.isclose(weighted.total, plain.reconstruction
+                         + 3.0 * free_bits_kl(MU, LOGVAR, 0.5)
+                         + 2.0 * total_correlation(z, MU, LOGVAR).mean())
+    warming = elbo(nll, z, MU, LOGVAR, Objective(beta=3.0, warmup_epochs=2))
+    assert torch.isclose(warming.total, plain.reconstruction + 3.0 * plain.kl)   # fit applies .at
+
+
+# -- Objective: the weights of the loss's terms ------------------------------------------------
+
+@pytest.mark.parametrize("field", ["beta", "free_bits", "tc_weight", "warmup_epochs"])
+@pytest.mark.parametrize("value", [-1.0, -1e-9, math.nan, math.inf, "4", None, [1.0], True])
+def test_objective_refuses_anything_but_a_finite_number_at_least_zero(field, value):
+    with pytest.raises(ValueError, match=rf"Objective\({field}=\.\.\.\) takes a finite number "
+                                         r">= 0, not "):
+        Objective(**{field: value})
+
+
+def test_objective_is_frozen_and_lists_what_it_changes():
+    assert Objective() == Objective(beta=1, free_bits=0, tc_weight=0, warmup_epochs=0)
+    assert Objective().changed() == {}
+    assert Objective(beta=1.0, free_bits=0.0).changed() == {}     # explicit defaults
+    assert Objective(beta=4, tc_weight=0.5).changed() == {"beta": 4, "tc_weight": 0.5}
+    assert Objective(beta=0).changed() == {"beta": 0}
+    with pytest.raises(AttributeError):
+        Objective().beta = 2.0
+    assert hash(Objective(beta=2)) == hash(Objective(beta=2.0))
+
+
+def test_objective_at_ramps_beta_during_warm_up_only():
+    warm = Objective(beta=4.0, free_bits=0.5, warmup_epochs=2)
+    assert warm.at(0).beta == 0.0
+    assert warm.at(0.5).beta == pytest.approx(1.0)
+    assert warm.at(1).beta == pytest.approx(2.0)
+    assert warm.at(2).beta == warm.at(7.5).beta == 4.0           # full beta from then on
+    assert warm.at(1).free_bits == 0.5 and warm.at(1).warmup_epochs == 2   # the rest kept
+    plain = Objective(beta=4.0)
+    assert plain.at(0) is plain and plain.at(3) is plain          # no warm-up: unchanged
+
+
+def test_objective_refuse_names_each_setting_asked_for():
+    Objective().refuse("Autoencoder", ("beta", "free_bits"))
+    Objective(tc_weight=1.0).refuse("Autoencoder", ("beta",))     # only the names given count
+    with pytest.raises(ValueError, match=r"^Autoencoder cannot honour beta=4(\.0)?, "
+                                         r"free_bits=0\.5: its loss has no such term\. Train it "
+                                         r"with the plain Objective\(\)"):
+        Objective(beta=4, free_bits=0.5).refuse("Autoencoder", ("beta", "free_bits", "tc_weight"))
 
 
 def _codes(copy: bool, n: int = 4000, sigma: float = 0.3):

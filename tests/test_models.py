@@ -1,5 +1,6 @@
 """Model shapes, the shared interface, the registry, eval_mode, clear errors for wrong shapes."""
 import json
+import re
 import subprocess
 import sys
 
@@ -8,11 +9,12 @@ import torch
 from torch import nn
 
 from companion import checkpoints
-from companion.models import (MLPVAE, MODELS, VAE, Autoencoder, BADConvVAE, ConvVAE, Model, build,
-                              eval_mode)
+from companion.losses import LossParts, Objective
+from companion.models import (MLPVAE, MODELS, VAE, Autoencoder, BADConvVAE, ConvVAE, LatentModel,
+                              Model, build, eval_mode)
 
 
-class _Noisy(Model):
+class _Noisy(LatentModel):
     """A model with Dropout and BatchNorm, whose outputs depend on the train/eval mode."""
 
     def __init__(self):
@@ -118,8 +120,11 @@ def test_importing_the_package_registers_every_architecture():
 
 
 def test_config_records_the_arguments_given_and_the_defaults():
-    assert MLPVAE(7).config == {"latent_dim": 7, "hidden": 400}
-    assert ConvVAE(3, channels=(8, 16)).config == {"latent_dim": 3, "channels": [8, 16]}
+    assert MLPVAE(7).config == {"latent_dim": 7, "hidden": 400, "likelihood": "bernoulli"}
+    assert ConvVAE(3, channels=(8, 16)).config == {"latent_dim": 3, "channels": [8, 16],
+                                                   "likelihood": "bernoulli"}
+    assert Autoencoder(2, likelihood="squared_error").describe() == {
+        "model": "Autoencoder", "latent_dim": 2, "hidden": 400, "likelihood": "squared_error"}
     assert BADConvVAE(dropout=0.0).describe() == {"model": "BADConvVAE", "latent_dim": 2,
                                                   "dropout": 0.0, "upsample": False}
 
@@ -129,7 +134,8 @@ class Wider(MLPVAE):
 
 
 def test_a_subclass_records_its_own_description():
-    assert Wider(3, 32).describe() == {"model": "Wider", "latent_dim": 3, "hidden": 32}
+    assert Wider(3, 32).describe() == {"model": "Wider", "latent_dim": 3, "hidden": 32,
+                                       "likelihood": "bernoulli"}
     assert isinstance(build(Wider(3, 32).describe()), Wider)
 
 
@@ -185,3 +191,102 @@ def test_deep_mlp_vae_takes_any_square_size_and_names_the_one_it_needs():
                                                    "hidden": [64, 32, 16], "image_size": 32}
     with pytest.raises(ValueError, match=r"image_size=28"):
         model.encode(torch.rand(5, 1, 28, 28))
+
+
+# -- the loss contract: every model owns its loss and refuses what it cannot honour ----------
+
+SETTINGS = {"beta": 2.0, "free_bits": 0.5, "tc_weight": 1.0, "warmup_epochs": 1.0}
+REFUSES_EVERY_SETTING = {"Autoencoder", "VQVAE", "DigitClassifier"}   # no KL term to weigh
+NEEDS_LABELS = {"ConditionalVAE", "DigitClassifier"}
+
+
+def _batch(name: str, n: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    size = EXAMPLES[name].get("image_size", 28)
+    x = torch.rand(n, 1, size, size, generator=torch.Generator().manual_seed(1)).round()
+    return x, torch.arange(n) % 10
+
+
+def test_the_refusal_lists_cover_only_course_models():
+    assert REFUSES_EVERY_SETTING | NEEDS_LABELS <= set(EXAMPLES)
+    honours = {name for name in EXAMPLES if issubclass(MODELS[name], VAE)}
+    assert honours == set(EXAMPLES) - REFUSES_EVERY_SETTING
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_models_loss_is_finite_loss_parts_of_scalars(name):
+    torch.manual_seed(0)
+    model = MODELS[name](**EXAMPLES[name]).train()
+    x, y = _batch(name)
+    parts = model.loss(x, y)
+    assert isinstance(parts, LossParts)
+    assert all(p.shape == () and p.dtype == torch.float32 and torch.isfinite(p) for p in parts)
+    assert parts.total.requires_grad
+    parts.total.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    if name not in NEEDS_LABELS:                        # labels are optional, and ignored
+        torch.manual_seed(3)
+        without = model.loss(x)
+        torch.manual_seed(3)
+        assert torch.equal(torch.stack(without).detach(), torch.stack(model.loss(x, y)).detach())
+
+
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_model_honours_each_setting_or_refuses_it_by_name(name, setting):
+    torch.manual_seed(0)
+    model = MODELS[name](**EXAMPLES[name]).train()
+    x, y = _batch(name)
+    objective = Objective(**{setting: SETTINGS[setting]})
+    if name in REFUSES_EVERY_SETTING:
+        with pytest.raises(ValueError, match=rf"^{name} cannot honour (.*, )?{setting}=[0-9.]+\b"
+                                             r".*plain Objective\(\)"):
+            model.loss(x, y, objective)
+        return
+    parts = model.loss(x, y, objective)
+    assert all(torch.isfinite(p) for p in parts)
+    if setting == "beta":                               # the weight reaches the total
+        assert torch.isclose(parts.total, parts.reconstruction + 2.0 * parts.kl)
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_LABELS))
+def test_models_that_learn_from_labels_refuse_a_batch_without_them(name):
+    model = MODELS[name](**EXAMPLES[name])
+    x, _ = _batch(name)
+    with pytest.raises(ValueError,
+                       match=rf"^{name} learns from labels: pass each batch's labels y"):
+        model.loss(x)
+
+
+SIZES = {"Autoencoder": "latent_dim", "MLPVAE": "hidden", "DeepMLPVAE": "image_size",
+         "SimpleConvVAE": "latent_dim", "BatchNormConvVAE": "width", "BADConvVAE": "latent_dim",
+         "ConvVAE": "channels", "AutoregressiveVAE": "hidden", "ConditionalVAE": "num_classes",
+         "DigitClassifier": "features", "GaussianConvVAE": "latent_dim", "VQVAE": "codes"}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+@pytest.mark.parametrize("bad", [0, -2, 2.5, "4"])
+def test_every_model_refuses_a_size_that_is_not_a_whole_number(name, bad):
+    size = SIZES[name]
+    value = [4, bad] if size == "channels" else bad
+    with pytest.raises(ValueError, match=re.escape(f"{name}({size}={value!r}): {size} takes a ") +
+                       r"(list of )?whole numbers? >= 1"):
+        MODELS[name](**{**EXAMPLES[name], size: value})
+    if "latent_dim" in EXAMPLES[name]:
+        with pytest.raises(ValueError, match=r"\(latent_dim=0\).*whole number >= 1"):
+            MODELS[name](**{**EXAMPLES[name], "latent_dim": 0})
+
+
+@pytest.mark.parametrize("name", ["Autoencoder", "MLPVAE", "ConvVAE", "VQVAE"])
+def test_the_likelihood_is_part_of_the_models_config(name):
+    model = MODELS[name](**EXAMPLES[name], likelihood="squared_error")
+    assert model.likelihood == "squared_error" == model.describe()["likelihood"]
+    assert build(model.describe()).likelihood == "squared_error"
+    with pytest.raises(ValueError, match=r"likelihood must be one of \['bernoulli', "
+                                         r"'squared_error', 'gaussian'\], not 'mse'"):
+        MODELS[name](**EXAMPLES[name], likelihood="mse")
+
+
+def test_each_model_states_its_likelihood():
+    special = {"GaussianConvVAE": "gaussian", "DigitClassifier": "categorical"}
+    for name in EXAMPLES:
+        assert MODELS[name](**EXAMPLES[name]).likelihood == special.get(name, "bernoulli"), name

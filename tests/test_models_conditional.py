@@ -5,9 +5,9 @@ from conftest import random_images
 
 from companion.checkpoints import load, save
 from companion.data import ImageSet
-from companion.losses import elbo_loss
+from companion.losses import Objective, elbo_loss
 from companion.models import ConditionalVAE
-from companion.training import evaluate, fit, loss_parts
+from companion.training import evaluate, fit
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -28,7 +28,7 @@ def test_shapes(cvae):
     assert logits.shape == (5, 1, 28, 28) and torch.equal(mu, mu2)
     assert cvae.decode(torch.zeros(4, 3), torch.arange(4)).shape == (4, 1, 28, 28)
     assert cvae.reconstruct(x.flatten(1), y).shape == (5, 1, 28, 28)
-    images = cvae.sample(torch.tensor([0, 9, 9]), gen(2))
+    images = cvae.sample(3, gen(2), labels=torch.tensor([0, 9, 9]))
     assert images.shape == (3, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
 
 
@@ -50,7 +50,21 @@ def test_the_label_reaches_the_encoder(cvae):
 
 def test_sample_repeats_with_a_seed(cvae):
     labels = torch.tensor([3, 1, 4])
-    assert torch.equal(cvae.sample(labels, gen(5)), cvae.sample(labels, gen(5)))
+    assert torch.equal(cvae.sample(3, gen(5), labels=labels), cvae.sample(3, gen(5), labels=labels))
+
+
+def test_sample_without_labels_takes_the_classes_in_turn(cvae):
+    drawn = cvae.sample(12, gen(6))
+    assert torch.equal(drawn, cvae.sample(12, gen(6), labels=torch.arange(12) % 10))
+    z = torch.randn(12, 3, generator=gen(6))                       # the same draws, decoded
+    assert torch.allclose(drawn, torch.sigmoid(cvae.decode(z, torch.arange(12) % 10)))
+    with pytest.raises(ValueError, match=r"sample\(n=4, labels=\.\.\.\) needs n labels, got 3"):
+        cvae.sample(4, gen(6), labels=torch.tensor([1, 2, 3]))
+
+
+def test_decode_without_a_label_says_what_it_needs(cvae):
+    with pytest.raises(ValueError, match=r"decodes z given a label: decode\(z, y\)"):
+        cvae.decode(torch.zeros(2, 3))
 
 
 @pytest.mark.parametrize("bad", [torch.tensor([0, 10]), torch.tensor([-1, 2]),
@@ -61,15 +75,18 @@ def test_bad_labels_get_a_message_that_says_what_is_expected(cvae, bad):
         cvae.decode(torch.zeros(2, 3), bad)
 
 
-def test_loss_parts_pass_the_labels_and_use_the_elbo(cvae):
+def test_its_loss_takes_the_labels_and_is_the_elbo(cvae):
     x, y = torch.rand(6, 1, 28, 28, generator=gen(6)), torch.arange(6)
     torch.manual_seed(7)
-    parts = loss_parts(cvae, x, labels=y)
+    parts = cvae.loss(x, y)
     torch.manual_seed(7)                      # the same eps for the sampled z
     logits, mu, logvar = cvae(x, y)
     assert torch.allclose(torch.stack(parts), torch.stack(elbo_loss(logits, x, mu, logvar)))
-    with pytest.raises(ValueError, match="labels=y"):
-        loss_parts(cvae, x)
+    torch.manual_seed(7)
+    beta = cvae.loss(x, y, Objective(beta=3.0))
+    assert torch.allclose(beta.total, parts.reconstruction + 3.0 * parts.kl)
+    with pytest.raises(ValueError, match="learns from labels: pass each batch's labels y"):
+        cvae.loss(x)
 
 
 def test_fit_and_evaluate_train_a_cvae_on_labelled_batches_and_it_round_trips(tmp_path):

@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from companion.models import (MODELS, VAE, BADConvVAE, BatchNormConvVAE, ConvVAE, SimpleConvVAE,
-                              build)
+from companion import models
+from companion.models import (MODELS, VAE, BADConvVAE, BatchNormConvVAE, ConvVAE, GaussianHead,
+                              SimpleConvVAE, build)
 
 ALL = [SimpleConvVAE(3), BatchNormConvVAE(3), BatchNormConvVAE(3, width=8), BADConvVAE(3),
        BADConvVAE(3, dropout=0.0, upsample=True), ConvVAE(3), ConvVAE(3, channels=(8, 16))]
@@ -43,6 +44,12 @@ def test_feature_sizes_match_the_sources():
     assert BatchNormConvVAE(2).heads.mu.in_features == 896            # 224 channels x 2 x 2
     assert BADConvVAE(2).heads.mu.in_features == 3136                 # 64 x 7 x 7
     assert ConvVAE(2).heads.mu.in_features == 64 * 7 * 7
+    assert all(isinstance(model.heads, GaussianHead) for model in ALL)   # the shared head
+
+
+def test_the_course_conv_vae_carries_its_learning_rate():
+    assert ConvVAE.lr == 3e-3 and ConvVAE(2).lr == 3e-3
+    assert not hasattr(models, "LR")                                 # no module constant
 
 
 def test_decoders_end_in_a_bare_layer_that_returns_logits():

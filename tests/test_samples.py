@@ -8,7 +8,6 @@ from companion.evaluation.samples import (SampleScore, Yardstick, accuracy, clas
                                           feature_statistics, frechet_distance, frechet_gaussians,
                                           sqrtm_psd, train_classifier)
 from companion.models import DigitClassifier
-from companion.training import loss_parts
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -84,6 +83,12 @@ def test_feature_statistics_need_two_images():
         feature_statistics(torch.zeros(1, 3))
 
 
+def test_a_frechet_distance_from_fewer_images_than_features_is_refused():
+    with pytest.raises(ValueError, match="dominated by its bias.*at least 16 images"):
+        frechet_distance(torch.randn(15, 16, generator=gen(20)), torch.randn(500, 16))
+    assert frechet_distance(torch.randn(16, 16, generator=gen(21)), torch.randn(16, 16)) > 0
+
+
 # --- the classifier and the yardstick ---------------------------------------------------------
 
 def test_classifier_shapes_and_its_loss_is_the_cross_entropy():
@@ -91,11 +96,11 @@ def test_classifier_shapes_and_its_loss_is_the_cross_entropy():
     model = DigitClassifier(num_classes=7, channels=(4, 8), features=12)
     x, y = torch.rand(5, 1, 28, 28, generator=gen(13)), torch.tensor([0, 1, 2, 3, 6])
     assert model.features(x).shape == (5, 12) and model(x).shape == (5, 7)
-    parts = loss_parts(model, x, labels=y)
+    parts = model.loss(x, y)
     assert parts.total.item() == pytest.approx(F.cross_entropy(model(x), y).item())
     assert parts.kl.item() == 0.0
-    with pytest.raises(ValueError, match="labels=y"):
-        loss_parts(model, x)
+    with pytest.raises(ValueError, match="learns from labels: pass each batch's labels y"):
+        model.loss(x)
 
 
 @pytest.fixture
@@ -115,6 +120,28 @@ def test_yardstick_scores_its_own_reference_zero_and_other_images_higher(judge):
     labels = probs.argmax(1)
     assert yardstick.score(real, labels).accuracy == 1.0
     assert "FD" in str(same) and "accuracy" in str(yardstick.score(real, labels))
+
+
+def test_yardstick_refuses_sets_too_small_for_an_fd_and_scores_them_without_one(judge):
+    real = torch.rand(100, 1, 28, 28, generator=gen(16))
+    with pytest.raises(ValueError, match="at least 16 images"):
+        Yardstick(judge, real[:10])                                    # 16 features
+    yardstick = Yardstick(judge, real)
+    with pytest.raises(ValueError, match="frechet=False"):
+        yardstick.score(real[:10])
+    few = yardstick.score(real[:10], frechet=False)
+    assert few.frechet is None and few.n == 10 and 0 < few.confidence <= 1
+    assert "n/a" in str(few)
+
+
+def test_yardstick_refuses_empty_sets_mismatched_labels_and_bad_batch_sizes(judge):
+    yardstick = Yardstick(judge, torch.rand(100, 1, 28, 28, generator=gen(17)))
+    with pytest.raises(ValueError, match="no images"):
+        yardstick.score(torch.zeros(0, 1, 28, 28))
+    with pytest.raises(ValueError, match="one asked-for label per image"):
+        yardstick.score(torch.rand(20, 1, 28, 28), torch.zeros(19, dtype=torch.long))
+    with pytest.raises(ValueError, match="batch_size"):
+        classify(judge, torch.rand(20, 1, 28, 28), batch_size=0)
 
 
 def test_yardstick_refuses_logits_with_a_hint(judge):

@@ -49,7 +49,7 @@ def as_double(out, shape: tuple[int, ...], what: str, finite: bool = False) -> t
     expect(isinstance(out, torch.Tensor), f"{what}: return a torch.Tensor, not {type(out).__name__}")
     expect(tuple(out.shape) == shape, f"{what}: expected shape {list(shape)}, got {list(out.shape)}")
     expect(out.is_floating_point(), f"{what}: the result has dtype {out.dtype}; expected floats")
-    out = out.detach().double().cpu()
+    out = out.detach().cpu().double()
     if finite:
         expect(bool(torch.isfinite(out).all()), f"{what}: the result contains NaN or infinity")
     return out

@@ -47,7 +47,7 @@ def check_bce_from_logits(bce_from_logits: Callable[[torch.Tensor, torch.Tensor]
                "log(1 - sigmoid(a)) is -inf; exp(a) itself overflows above about 88. Write one "
                "pixel's loss as log(1 + e^a) - x * a and compute log(1 + e^a) as "
                "max(a, 0) + log1p(exp(-|a|)).")
-        want, got = _bce(logits, x), out.double()
+        want, got = _bce(logits, x), out.cpu().double()
         expect(not torch.allclose(got, -want, rtol=1e-4),
                "Your loss has the wrong sign. It is a negative log-likelihood: "
                "-[x log sigma(a) + (1 - x) log(1 - sigma(a))], which is >= 0.")

@@ -30,7 +30,7 @@ def check_to_unit_interval(to_unit_interval: Callable[[torch.Tensor], torch.Tens
     expect(out.is_floating_point(),
            f"the result has dtype {out.dtype}: convert to float first (raw.float()), "
            "then divide, or integer arithmetic rounds every pixel to 0 or 1")
-    out = out.double()
+    out = out.cpu().double()
     expect(bool(torch.isfinite(out).all()), "the result contains NaN or infinity")
     top = out.max().item()
     expect(top < 2, f"the brightest pixel is {top:g}: divide by 255 to map 0..255 onto [0, 1]")
@@ -64,7 +64,7 @@ def check_class_means(class_means: Callable[..., torch.Tensor]) -> None:
            f"got {list(out.shape)}")
     expect(tuple(out.shape) == tuple(want.shape),
            f"right numbers, wrong shape {list(out.shape)}: reshape to {list(want.shape)}")
-    out = out.double().cpu()
+    out = out.cpu().double()
     want = want.double()
     expect(not torch.allclose(out[0], out[1]),
            "every class got the same image: select the images of class c with images[labels == c]")
@@ -101,7 +101,7 @@ def check_bce_floor(bce_floor: Callable[[torch.Tensor], torch.Tensor]) -> None:
     expect(tuple(out.shape) == (5,),
            f"return one number per image, shape [N] = [5]; got {list(out.shape)}. "
            "Sum over the pixels of each image: .flatten(1).sum(1)")
-    out = out.double().cpu()
+    out = out.cpu().double()
     expect(not bool(torch.isnan(out).any()),
            "NaN: pixels that are exactly 0 or 1 give 0 * log 0. That term is 0: "
            "use torch.xlogy(x, x)")

@@ -35,6 +35,9 @@ class Batches:
 
     def __init__(self, data, batch_size: int = 128, shuffle: bool = True, seed: int = 0,
                  dynamic_binarization: bool = False, drop_last: bool = False):
+        if not batch_size >= 1:
+            raise ValueError("batch_size is the number of images per batch, >= 1 "
+                             f"(e.g. 128), not {batch_size!r}.")
         self.data = data
         self.batch_size = batch_size
         self.shuffle = shuffle

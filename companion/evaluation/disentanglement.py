@@ -16,10 +16,17 @@ from dataclasses import dataclass
 
 import torch
 
+MIN_PER_BIN = 10   # examples per bin, on average, below which mig refuses to estimate
+
 
 def discretize(z: torch.Tensor, bins: int = 20) -> torch.Tensor:
     """Each column of z [N, L] cut into `bins` equal-width bins; int64 bin indices [N, L]."""
-    z = z.detach().double().cpu()
+    if not bins >= 2:
+        raise ValueError(f"bins must be >= 2 (e.g. 20), not {bins!r}: with one bin every "
+                         "example looks the same.")
+    if z.ndim != 2 or len(z) == 0:
+        raise ValueError(f"z must be [N, L] with N >= 1, not of shape {list(z.shape)}.")
+    z = z.detach().cpu().double()
     low, high = z.min(0).values, z.max(0).values                  # [L]
     width = (high - low).clamp_min(1e-12) / bins
     return ((z - low) / width).floor().clamp(0, bins - 1).long()
@@ -74,6 +81,13 @@ def mig(z: torch.Tensor, factors: torch.Tensor, bins: int = 20) -> MIGResult:
     if len(z) != len(factors):
         raise ValueError(f"z has {len(z)} rows but factors has {len(factors)}; "
                          "they must describe the same examples, in the same order.")
+    if z.ndim != 2 or factors.ndim != 2:
+        raise ValueError(f"z must be [N, L] and factors [N, K], not of shapes {list(z.shape)} "
+                         f"and {list(factors.shape)}: give a 1-D factor a column, v[:, None].")
+    if len(z) < MIN_PER_BIN * bins:
+        raise ValueError(f"{len(z)} examples for {bins} bins: with fewer than {MIN_PER_BIN} "
+                         "examples per bin the plug-in mutual information is mostly bias. Pass "
+                         f"at least {MIN_PER_BIN * bins} examples, or fewer bins.")
     codes = discretize(z, bins)
     mi = mi_matrix(codes, factors)
     h = torch.tensor([entropy(factors[:, k]) for k in range(factors.shape[1])],

@@ -28,11 +28,11 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from companion.arguments import check_counts
 from companion.data import Batches, ImageSet
 from companion.data.batching import binarize
-from companion.gaussians import gaussian_log_density
-from companion.losses import bernoulli_nll
-from companion.models import eval_mode
+from companion.gaussians import draw_eps, gaussian_log_density, sample_diagonal
+from companion.models import LatentModel, eval_mode
 
 PROPOSALS = ("prior", "encoder")
 
@@ -45,6 +45,8 @@ class LikelihoodEstimate(NamedTuple):
 
 def log_mean_exp(a: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """log(mean(exp(a))) along dim, without ever forming exp(a)."""
+    if a.shape[dim] == 0:
+        raise ValueError("The mean of no values is undefined: pass at least one log-weight.")
     return torch.logsumexp(a, dim) - math.log(a.shape[dim])
 
 
@@ -65,30 +67,26 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
 
 def _prior_log_weights(model, x, n_samples, generator, chunk) -> torch.Tensor:
     """log p(x|z) for n_samples codes z ~ N(0, I) shared by every image: [S, N]."""
-    if getattr(model, "decoder_reads_image", False):
-        raise ValueError(f"{type(model).__name__}'s decoder scores one image per code, so codes "
-                         "shared by every image save nothing: use proposal='encoder'.")
-    z = torch.randn(n_samples, model.latent_dim, generator=generator).to(x.device)   # [S, L]
+    if model.likelihood != "bernoulli" or type(model).nll is not LatentModel.nll:
+        raise ValueError(f"proposal='prior' scores decoders whose Bernoulli logits come from z "
+                         f"alone; {type(model).__name__}'s do not: use proposal='encoder'.")
+    z = draw_eps((n_samples, model.latent_dim), x, generator)                       # [S, L]
     return torch.cat([bernoulli_log_likelihood(model.decode(part), x) for part in z.split(chunk)])
 
 
 def _encoder_log_weights(model, x, n_samples, generator, chunk, q) -> torch.Tensor:
     """log p(x|z) + log p(z) - log q(z|x) for n_samples z ~ q(z|x) per image: [S, N]."""
     mu, logvar = model.encode(x) if q is None else q                 # [N, L] each
-    std = torch.exp(0.5 * logvar)
-    target = x.flatten(1)                                            # [N, 784]
     per_pass = max(1, chunk // len(x))                               # samples per decoder pass
     zero = torch.zeros((), device=mu.device)
     out = []
     for start in range(0, n_samples, per_pass):
         c = min(per_pass, n_samples - start)
-        eps = torch.randn((c, *mu.shape), generator=generator).to(mu.device)   # [c, N, L]
-        z = mu + std * eps                                           # [c, N, L]
+        z = sample_diagonal(mu, logvar, c, generator)                # [c, N, L]
         log_q = gaussian_log_density(z, mu, logvar).sum(-1)          # [c, N]
         log_prior = gaussian_log_density(z, zero, zero).sum(-1)      # [c, N]
-        image = (x.repeat(c, 1, 1, 1),) if getattr(model, "decoder_reads_image", False) else ()
-        logits = model.decode(z.flatten(0, 1), *image).float()       # [c*N, 1, 28, 28]
-        log_lik = -bernoulli_nll(logits, target.repeat(c, 1).view_as(logits)).view(c, len(x))
+        images = x.repeat(c, *[1] * (x.ndim - 1))                     # [c*N, ...]
+        log_lik = -model.nll(images, z.flatten(0, 1)).view(c, len(x))   # log p(x|z), [c, N]
         out.append(log_lik + log_prior - log_q)
     return torch.cat(out)
 
@@ -107,6 +105,9 @@ def log_weights(model, x: torch.Tensor, n_samples: int, proposal: str = "encoder
     """
     if proposal not in PROPOSALS:
         raise ValueError(f"proposal must be one of {PROPOSALS}, not {proposal!r}")
+    check_counts("log_weights", n_samples=n_samples, chunk=chunk)
+    if len(x) == 0:
+        raise ValueError("x holds no images: pass a batch [N, 1, 28, 28] with N >= 1.")
     with eval_mode(model):
         if proposal == "prior":
             return _prior_log_weights(model, x, n_samples, generator, chunk)
@@ -120,6 +121,10 @@ def estimate(log_w: torch.Tensor) -> LikelihoodEstimate:
 
 def running_estimates(log_w: torch.Tensor, sizes: list[int]) -> torch.Tensor:
     """The estimate of log p(x) from the first K weights, for each K in sizes: [len(sizes), N]."""
+    wrong = [k for k in sizes if not 1 <= k <= len(log_w)]
+    if wrong:
+        raise ValueError(f"sizes {wrong} are not between 1 and the number of weights per image "
+                         f"({len(log_w)}): pass sizes in that range, or draw more samples.")
     return torch.stack([log_mean_exp(log_w[:k], dim=0) for k in sizes])
 
 
@@ -127,6 +132,9 @@ def running_estimates(log_w: torch.Tensor, sizes: list[int]) -> torch.Tensor:
 def importance_weighted(model, data: ImageSet, k: int = 1000, batch_size: int = 100,
                         chunk: int = 10_000, seed: int = 0) -> LikelihoodEstimate:
     """ELBO and IWAE_k of every image in data (binary pixels), computed in eval mode."""
+    check_counts("importance_weighted", k=k, batch_size=batch_size, chunk=chunk)
+    if len(data) == 0:
+        raise ValueError(f"{data.tag} holds no images: pass a dataset with at least one.")
     if not bool(((data.images == 0) | (data.images == 1)).all()):
         raise ValueError("importance_weighted needs binary pixels (a Bernoulli likelihood): "
                          "binarize the data first, e.g. with binarized(data, seed).")

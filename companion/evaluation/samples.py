@@ -14,7 +14,8 @@ the squared 2-Wasserstein distance between the two Gaussians. 0 means the same s
 With a small classifier trained on the dataset itself, this is an "FID for MNIST" (or for
 Fashion-MNIST): its numbers are on their own scale, not comparable with Inception-FID numbers
 published for natural images. The estimate grows as the sets shrink, so compare sets of the
-same size only; two halves of the real test set give the floor.
+same size only; two halves of the real test set give the floor. Below one image per feature
+the covariance is singular and the bias swamps the distance: such sets are refused.
 
 References: Heusel et al. 2017 (arXiv:1706.08500) for the FID; Dowson & Landau 1982 for the
 Frechet distance between Gaussians.
@@ -34,17 +35,17 @@ from companion.models.classifier import DigitClassifier
 def sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
     """The symmetric square root S of a symmetric positive semi-definite matrix (S @ S = matrix).
 
-    Through the eigendecomposition, in float64; eigenvalues that rounding pushed below 0 count
-    as 0.
+    Through the eigendecomposition, in float64 on the CPU; eigenvalues that rounding pushed
+    below 0 count as 0.
     """
-    values, vectors = torch.linalg.eigh(matrix.double())
+    values, vectors = torch.linalg.eigh(matrix.detach().cpu().double())
     return (vectors * values.clamp_min(0).sqrt()) @ vectors.T
 
 
 def frechet_gaussians(mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor,
                       cov2: torch.Tensor) -> float:
     """|m1 - m2|^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2) for two Gaussians in D dimensions."""
-    mean1, cov1, mean2, cov2 = (t.double().cpu() for t in (mean1, cov1, mean2, cov2))
+    mean1, cov1, mean2, cov2 = (t.detach().cpu().double() for t in (mean1, cov1, mean2, cov2))
     root1 = sqrtm_psd(cov1)
     middle = root1 @ cov2 @ root1                          # symmetric, same trace root as C1 C2
     cross = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
@@ -52,10 +53,21 @@ def frechet_gaussians(mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tens
 
 
 def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean [D] and covariance [D, D] of features [N, D], in float64."""
-    if len(features) < 2:
-        raise ValueError(f"A covariance needs at least 2 images; got {len(features)}.")
-    features = features.double().cpu()
+    """Mean [D] and covariance [D, D] of features [N, D], in float64 on the CPU.
+
+    Refuses N < D: a Frechet distance from fewer images than features is mostly bias.
+    """
+    n, d = features.shape
+    if n < 2:
+        raise ValueError(f"A covariance needs at least 2 images; got {n}.")
+    if n < d:
+        raise ValueError(
+            f"A Frechet distance from {n} images with {d} features each is dominated by its "
+            "bias: the covariance of fewer points than dimensions is singular, and its noise "
+            f"counts as distance. Use at least {d} images (the same number in every set you "
+            "compare); Yardstick.score(images, frechet=False) gives the confidence and the "
+            "class fractions of fewer.")
+    features = features.detach().cpu().double()
     return features.mean(0), torch.cov(features.T)
 
 
@@ -80,6 +92,10 @@ def classify(classifier, images: torch.Tensor, batch_size: int = 1000
 
     classifier: a DigitClassifier, or any model with `features(x)` and `head(features)`.
     """
+    if len(images) == 0:
+        raise ValueError("There are no images to classify: pass a batch [N, 1, 28, 28], N >= 1.")
+    if not batch_size >= 1:
+        raise ValueError(f"batch_size is the number of images per pass, >= 1, not {batch_size!r}.")
     check_pixels(images)
     device = next(classifier.parameters()).device
     features, probs = [], []
@@ -114,14 +130,15 @@ def train_classifier(train: ImageSet, test: ImageSet | None = None, epochs: int 
 class SampleScore:
     """What the yardstick says about one set of n images."""
     n: int
-    frechet: float                # Frechet distance to the real images' features
+    frechet: float | None         # Frechet distance to the real images' features (if asked)
     confidence: float             # mean probability of the class the classifier picks
     fractions: torch.Tensor       # [K] fraction of images assigned to each class
     accuracy: float | None = None  # fraction labelled as asked (when labels were given)
 
     def __str__(self) -> str:
         asked = "" if self.accuracy is None else f"  accuracy {self.accuracy:6.1%}"
-        return (f"FD {self.frechet:7.2f}  confidence {self.confidence:6.1%}  "
+        fd = "    n/a" if self.frechet is None else f"{self.frechet:7.2f}"
+        return (f"FD {fd}  confidence {self.confidence:6.1%}  "
                 f"rarest class {self.fractions.min().item():5.1%}{asked}  (n = {self.n})")
 
 
@@ -133,14 +150,22 @@ class Yardstick:
         features, _ = classify(classifier, reference, batch_size)
         self.mean, self.cov = feature_statistics(features)
 
-    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> SampleScore:
-        """The FD to the reference, the confidence and the class fractions (and accuracy)."""
+    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+              frechet: bool = True) -> SampleScore:
+        """The FD to the reference, the confidence and the class fractions (and accuracy).
+
+        frechet=False skips the FD, which needs at least as many images as features.
+        """
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels: pass one asked-for "
+                             "label per image, or no labels.")
         features, probs = classify(self.classifier, images, self.batch_size)
         predicted = probs.argmax(1)
         fractions = torch.bincount(predicted, minlength=probs.shape[1]).float() / len(predicted)
         asked = None
         if labels is not None:
             asked = (predicted == labels.cpu()).float().mean().item()
-        return SampleScore(len(images), frechet_gaussians(*feature_statistics(features),
-                                                          self.mean, self.cov),
-                           probs.max(1).values.mean().item(), fractions, asked)
+        fd = None
+        if frechet:
+            fd = frechet_gaussians(*feature_statistics(features), self.mean, self.cov)
+        return SampleScore(len(images), fd, probs.max(1).values.mean().item(), fractions, asked)

@@ -1,6 +1,7 @@
 """The models of the course. Importing this package registers every architecture in MODELS.
 
-    base             the shared interface (code, reconstruct, is_vae, describe/build), eval_mode
+    base             the shared contract (loss, describe/build), LatentModel (encode, decode,
+                     code, reconstruct, nll), VAE, GaussianHead, eval_mode
     mlp              Autoencoder and MLPVAE: fully connected, one hidden layer each way
     conv             the convolutional VAEs of the sources and the course's ConvVAE
     gaussian         GaussianConvVAE: the ConvVAE with a Gaussian decoder that learns sigma
@@ -10,17 +11,18 @@
     conditional      ConditionalVAE: encoder and decoder both see the one-hot label
     classifier       DigitClassifier: a small conv net that judges generated images
 """
-from companion.models.base import (IMAGE_SHAPE, MODELS, VAE, Model, build, check_images,
-                                   eval_mode)
+from companion.models.base import (IMAGE_SHAPE, MODELS, VAE, GaussianHead, LatentModel, Model,
+                                   build, check_images, eval_mode)
 from companion.models.autoregressive import AutoregressiveVAE
 from companion.models.classifier import DigitClassifier
 from companion.models.conditional import ConditionalVAE
-from companion.models.conv import LR, BADConvVAE, BatchNormConvVAE, ConvVAE, SimpleConvVAE
+from companion.models.conv import BADConvVAE, BatchNormConvVAE, ConvVAE, SimpleConvVAE
 from companion.models.gaussian import GaussianConvVAE
 from companion.models.mlp import MLPVAE, Autoencoder
 from companion.models.vq import VQVAE
 
-__all__ = ["IMAGE_SHAPE", "MODELS", "VAE", "Model", "build", "check_images", "eval_mode",
-           "LR", "BADConvVAE", "BatchNormConvVAE", "ConvVAE", "SimpleConvVAE",
+__all__ = ["IMAGE_SHAPE", "MODELS", "VAE", "GaussianHead", "LatentModel", "Model", "build",
+           "check_images", "eval_mode", "BADConvVAE", "BatchNormConvVAE", "ConvVAE",
+           "SimpleConvVAE",
            "MLPVAE", "Autoencoder", "AutoregressiveVAE", "GaussianConvVAE", "VQVAE",
            "ConditionalVAE", "DigitClassifier"]

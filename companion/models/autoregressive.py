@@ -10,8 +10,8 @@ so logit_i sees pixels 1..i-1 and never pixel i or later. z reaches every hidden
 without a mask: it is not part of the image.
 
 Given the image, all 784 logits come out of one pass (teacher forcing), and -log p(x|z) is the
-Bernoulli cross-entropy of those logits: the formula of the MLP decoder, so `fit`, `evaluate`
-and the losses work unchanged. Drawing an image takes 784 passes, one pixel at a time.
+Bernoulli cross-entropy of those logits: the formula of the MLP decoder. `nll(x, z)` scores an
+image that way, so the loss of every VAE (`VAE.loss`) trains this one too. Drawing an image takes 784 passes, one pixel at a time.
 
 A decoder like this can model binarized MNIST without z, which makes it the classic setting
 for posterior collapse (Bowman et al. 2016; Chen et al. 2017, arXiv:1611.02731).
@@ -22,7 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from companion.models.base import IMAGE_SHAPE, VAE, check_images, eval_mode
+from companion.arguments import check_counts
+from companion.losses import bernoulli_nll
+from companion.models.base import (IMAGE_SHAPE, VAE, GaussianHead, check_images,
+                                   eval_mode)
 
 PIXELS = 784
 
@@ -52,14 +55,13 @@ class MaskedLinear(nn.Linear):
 class AutoregressiveVAE(VAE):
     """MLP encoder 784-hidden-(mu, logvar); MADE decoder 784-hidden-784 (z added to its hidden
     layer) plus direct pixel-to-logit connections."""
-    decoder_reads_image = True   # decode(z, x): p(x|z) is scored for a given image x
 
     def __init__(self, latent_dim: int = 20, hidden: int = 500):
         super().__init__()
+        check_counts("AutoregressiveVAE", latent_dim=latent_dim, hidden=hidden)
         self.latent_dim = latent_dim
         self.body = nn.Sequential(nn.Linear(PIXELS, hidden), nn.ReLU())   # 784 -> hidden
-        self.mu = nn.Linear(hidden, latent_dim)                           # hidden -> L
-        self.logvar = nn.Linear(hidden, latent_dim)                       # hidden -> L
+        self.head = GaussianHead(hidden, latent_dim)                      # hidden -> (mu, logvar)
         into_hidden, into_output, direct = made_masks(hidden)
         self.pixels_in = MaskedLinear(into_hidden)                        # 784 -> hidden, masked
         self.z_in = nn.Linear(latent_dim, hidden, bias=False)             # L -> hidden
@@ -68,8 +70,7 @@ class AutoregressiveVAE(VAE):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         check_images(self, x)
-        h = self.body(x.flatten(1))
-        return self.mu(h), self.logvar(h)
+        return self.head(self.body(x.flatten(1)))
 
     def decode(self, z: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [N, 1, 28, 28] of p(x_i | x_<i, z) for the given images x (one pass)."""
@@ -86,6 +87,11 @@ class AutoregressiveVAE(VAE):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
         return self.decode(self.reparameterize(mu, logvar), x), mu, logvar
+
+    def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) = -sum_i log p(x_i | x_<i, z), all 784 terms from one pass, [N]."""
+        logits = self.decode(z, x).float()
+        return bernoulli_nll(logits, x.view_as(logits))
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, generator: torch.Generator | None = None,

@@ -1,11 +1,23 @@
-"""What every model of the course shares: the registry, the recorded config, one interface.
+"""What every model of the course shares: the registry, the recorded config, one contract.
 
+Every model (`Model`):
+    loss(x, y, objective)  its training loss on a batch: `LossParts` (total, reconstruction, kl)
+    check_objective(obj)   refuses the `Objective` settings its loss has no term for
+    likelihood             the distribution of what it predicts ("bernoulli" pixels, ...)
+    describe()             {"model": class name, **the arguments it was built with}; build()
+                           inverts it
+
+Every model with a code (`LatentModel`: autoencoders, VAEs, the VQ-VAE) also has
     encode(x)       the code: z for an autoencoder, (mu, logvar) of q(z|x) for a VAE
     code(x)         the deterministic code of either kind: z, or the posterior mean mu
-    decode(z)       Bernoulli logits [N, 1, 28, 28]; torch.sigmoid(logits) is the mean image
+    decode(z)       logits [N, 1, 28, 28]; torch.sigmoid(logits) is the mean image
+    nll(x, z)       -log p(x|z) of each image given its code, [N]
     reconstruct(x)  pixel means decoded from code(x)
     is_vae          True for a VAE, False for a plain autoencoder
-    describe()      {"model": class name, **the arguments it was built with}; build() inverts it
+and the generative ones `sample(n, generator)`: n images drawn from the model.
+
+The trainer (`companion.training.fit`) only calls `check_objective` and `loss`: each model
+owns its objective and refuses the settings it cannot honour, so nothing is silently dropped.
 
 Decoders return logits because the Bernoulli log-likelihood is computed from logits directly,
 which is numerically safer than the log of a sigmoid (no +1e-10 needed).
@@ -25,6 +37,8 @@ from typing import Iterator
 
 import torch
 from torch import nn
+
+from companion.losses import RECONSTRUCTION, LossParts, Objective, elbo
 
 IMAGE_SHAPE = (1, 28, 28)  # channels, height, width
 
@@ -81,13 +95,14 @@ def _recording(init):
     return __init__
 
 
-class Model(nn.Module):
-    """Base of every course model: registry, recorded config, `code` and `reconstruct`.
+NO_PRIOR = ("beta", "free_bits", "tc_weight", "warmup_epochs")   # settings of a KL term
 
-    Used directly, it is a plain autoencoder: encode(x) is the code, forward(x) its logits.
-    """
+
+class Model(nn.Module):
+    """Base of every course model: registry, recorded config and the loss contract."""
     is_vae = False
-    latent_dim: int
+    likelihood: str = "bernoulli"
+    refuses: tuple[str, ...] = NO_PRIOR   # the Objective settings its loss has no term for
     config: dict
 
     def __init_subclass__(cls, **kwargs):
@@ -101,6 +116,21 @@ class Model(nn.Module):
         """The class name and the arguments this model was built with (see `build`)."""
         return {"model": type(self).__name__, **self.config}
 
+    def check_objective(self, objective: Objective) -> None:
+        """A clear ValueError when the objective asks for a term this model's loss lacks."""
+        objective.refuse(type(self).__name__, self.refuses)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None,
+             objective: Objective = Objective()) -> LossParts:
+        """The training loss on images x (with labels y), in float32, batch means."""
+        raise NotImplementedError
+
+
+class LatentModel(Model):
+    """A model that codes images and decodes codes. Used directly, a plain autoencoder:
+    encode(x) is the code z, the loss is -log p(x|z) alone (no prior, so no beta)."""
+    latent_dim: int
+
     def encode(self, x: torch.Tensor):
         raise NotImplementedError
 
@@ -111,8 +141,18 @@ class Model(nn.Module):
         """The deterministic code of each image, [N, L]."""
         return self.encode(x)
 
+    def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) of each image x given its code z under the model's likelihood, [N]."""
+        logits = self.decode(z).float()
+        return RECONSTRUCTION[self.likelihood](logits, x.view_as(logits))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
+
+    def loss(self, x, y=None, objective=Objective()):
+        self.check_objective(objective)
+        recon = self.nll(x, self.encode(x)).mean()
+        return LossParts(recon, recon, torch.zeros((), device=x.device))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
@@ -121,13 +161,27 @@ class Model(nn.Module):
             return torch.sigmoid(self.decode(self.code(x)))
 
 
-class VAE(Model):
+class GaussianHead(nn.Module):
+    """Two linear heads on the same features: (mu, logvar) of q(z|x) = N(mu, diag(exp(logvar)))."""
+
+    def __init__(self, features: int, latent_dim: int):
+        super().__init__()
+        self.mu = nn.Linear(features, latent_dim)
+        self.logvar = nn.Linear(features, latent_dim)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mu(h), self.logvar(h)
+
+
+class VAE(LatentModel):
     """What every VAE of the course provides. Subclasses define `encode` and `decode`.
 
     encode(x) -> (mu, logvar)   parameters of q(z|x) = N(mu, diag(exp(logvar)))
-    decode(z) -> logits         parameters of p(x|z), one Bernoulli logit per pixel
+    decode(z) -> logits         parameters of p(x|z), e.g. one Bernoulli logit per pixel
+    loss                        the negative beta-ELBO of `losses.elbo`: every Objective setting
     """
     is_vae = True
+    refuses = ()   # its loss has a KL term: every Objective setting applies
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -145,6 +199,11 @@ class VAE(Model):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
         return self.decode(self.reparameterize(mu, logvar)), mu, logvar
+
+    def loss(self, x, y=None, objective=Objective()):
+        mu, logvar = (t.float() for t in self.encode(x))
+        z = self.reparameterize(mu, logvar)
+        return elbo(self.nll(x, z), z, mu, logvar, objective)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

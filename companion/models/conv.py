@@ -24,27 +24,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from companion.models.base import VAE, check_images
-
-LR = 3e-3   # the course ConvVAE's learning rate (Adam); the sources' 1e-3 converges slower
-
-
-class _Heads(nn.Module):
-    """Two linear heads on the same features: mu and logvar of q(z|x)."""
-
-    def __init__(self, features: int, latent_dim: int):
-        super().__init__()
-        self.mu = nn.Linear(features, latent_dim)
-        self.logvar = nn.Linear(features, latent_dim)
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mu(h), self.logvar(h)
+from companion.arguments import check_counts
+from companion.losses import check_likelihood
+from companion.models.base import VAE, GaussianHead, check_images
 
 
 class _ConvVAEBase(VAE):
     """encode = body -> flatten -> heads; decode = decoder -> logits [N, 1, 28, 28]."""
     body: nn.Module
-    heads: _Heads
+    heads: GaussianHead
     decoder: nn.Module
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,12 +48,13 @@ class SimpleConvVAE(_ConvVAEBase):
 
     def __init__(self, latent_dim: int = 10):
         super().__init__()
+        check_counts("SimpleConvVAE", latent_dim=latent_dim)
         self.latent_dim = latent_dim
         self.body = nn.Sequential(
             nn.Conv2d(1, 32, 4, stride=2), nn.ReLU(),      # 28x28 -> 13x13
             nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),     # 13x13 -> 5x5
             nn.Conv2d(64, 128, 3, stride=2), nn.ReLU())    # 5x5 -> 2x2, 512 features
-        self.heads = _Heads(2 * 2 * 128, latent_dim)
+        self.heads = GaussianHead(2 * 2 * 128, latent_dim)
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, 1024), nn.ReLU(),
             nn.Unflatten(1, (1024, 1, 1)),                 # 1024 channels of 1x1
@@ -91,13 +80,14 @@ class BatchNormConvVAE(_ConvVAEBase):
 
     def __init__(self, latent_dim: int = 2, width: int = 28):
         super().__init__()
+        check_counts("BatchNormConvVAE", latent_dim=latent_dim, width=width)
         self.latent_dim = latent_dim
         w = width
         self.body = nn.Sequential(*_down(1, w),            # 28 -> 14
                                   *_down(w, 2 * w),        # 14 -> 7
                                   *_down(2 * w, 4 * w),    # 7 -> 4
                                   *_down(4 * w, 8 * w))    # 4 -> 2: 8w x 2 x 2 features
-        self.heads = _Heads(8 * w * 2 * 2, latent_dim)
+        self.heads = GaussianHead(8 * w * 2 * 2, latent_dim)
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, 8 * w), nn.Unflatten(1, (8 * w, 1, 1)),
             *_up(8 * w, 4 * w, stride=1, padding=0),       # 1 -> 4
@@ -127,13 +117,16 @@ class BADConvVAE(_ConvVAEBase):
 
     def __init__(self, latent_dim: int = 2, dropout: float = 0.5, upsample: bool = False):
         super().__init__()
+        check_counts("BADConvVAE", latent_dim=latent_dim)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"BADConvVAE(dropout={dropout}): a dropout rate is in [0, 1).")
         self.latent_dim = latent_dim
         self.body = nn.Sequential(
             nn.Conv2d(1, 32, 3, padding=1), *_bad(32, dropout),             # 28 -> 28
             nn.Conv2d(32, 64, 3, stride=2, padding=1), *_bad(64, dropout),  # 28 -> 14
             nn.Conv2d(64, 64, 3, stride=2, padding=1), *_bad(64, dropout),  # 14 -> 7
             nn.Conv2d(64, 64, 3, padding=1), *_bad(64, dropout))            # 7 -> 7: 3136
-        self.heads = _Heads(64 * 7 * 7, latent_dim)
+        self.heads = GaussianHead(64 * 7 * 7, latent_dim)
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, 64 * 7 * 7), nn.Unflatten(1, (64, 7, 7)),
             nn.ConvTranspose2d(64, 64, 3, padding=1), *_bad(64, dropout),   # 7 -> 7
@@ -146,17 +139,22 @@ class ConvVAE(_ConvVAEBase):
     """The course's conv VAE: 4x4 stride-2 convs 1 -> c1 -> c2 and back, ReLU between.
 
     Hidden layers run at 14x14 and 7x7 only; the one full-resolution layer is the output.
-    Train it with lr=LR (3e-3): with 1e-3 it needs more epochs to catch up (bench/conv.py).
+    Train it with lr=ConvVAE.lr (3e-3): with the sources' 1e-3 it needs more epochs to catch
+    up (bench/conv.py). likelihood: see `companion.losses.RECONSTRUCTION`.
     """
+    lr = 3e-3   # its learning rate with Adam
 
-    def __init__(self, latent_dim: int = 2, channels: tuple[int, int] = (32, 64)):
+    def __init__(self, latent_dim: int = 2, channels: tuple[int, int] = (32, 64),
+                 likelihood: str = "bernoulli"):
         super().__init__()
+        check_counts(type(self).__name__, latent_dim=latent_dim, channels=channels)
+        check_likelihood(likelihood)
         c1, c2 = channels
-        self.latent_dim = latent_dim
+        self.latent_dim, self.likelihood = latent_dim, likelihood
         self.body = nn.Sequential(
             nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),    # 28 -> 14
             nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU())   # 14 -> 7: c2*49 features
-        self.heads = _Heads(c2 * 7 * 7, latent_dim)
+        self.heads = GaussianHead(c2 * 7 * 7, latent_dim)
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, c2 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (c2, 7, 7)),
             nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),   # 7 -> 14

@@ -6,9 +6,8 @@
     sigma="pixel"    the decoder draws a second channel: log sigma of each pixel of each image
 
 `decode(z)` returns the logits whose sigmoid is the mean image, so sampling, reconstructions
-and `SampleStrip` work as for every VAE; `forward` also returns log sigma, which
-`training.loss_parts` hands to `losses.gaussian_nll` for every model with
-`learns_sigma = True` (train it with likelihood="gaussian").
+and `SampleStrip` work as for every VAE; `nll(x, z)` hands the learned log sigma to
+`losses.gaussian_nll`, so the loss of every VAE (`VAE.loss`) trains sigma too.
 
 A sigma per pixel can shrink without end where the decoder predicts a pixel almost exactly
 (the blank background of Fashion-MNIST): the likelihood there grows without bound and
@@ -25,6 +24,7 @@ import math
 import torch
 from torch import nn
 
+from companion.losses import gaussian_nll
 from companion.models.conv import ConvVAE
 
 SIGMAS = ("shared", "pixel")
@@ -32,11 +32,10 @@ SIGMAS = ("shared", "pixel")
 
 class GaussianConvVAE(ConvVAE):
     """The course's ConvVAE with a learned sigma; sigma starts near 1."""
-    learns_sigma = True
 
     def __init__(self, latent_dim: int = 16, channels: tuple[int, int] = (32, 64),
                  sigma: str = "shared", min_sigma: float = 0.0):
-        super().__init__(latent_dim, channels)
+        super().__init__(latent_dim, channels, likelihood="gaussian")
         if sigma not in SIGMAS:
             raise ValueError(f"sigma must be one of {SIGMAS}, not {sigma!r}")
         if not 0 <= min_sigma < 1:
@@ -62,8 +61,7 @@ class GaussianConvVAE(ConvVAE):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decode_with_sigma(z)[0]
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(logits, mu, logvar, log sigma) for a batch of images."""
-        mu, logvar = self.encode(x)
-        logits, log_sigma = self.decode_with_sigma(self.reparameterize(mu, logvar))
-        return logits, mu, logvar, log_sigma
+    def nll(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """-log N(x; sigmoid(logits), sigma^2) with the learned sigma, summed over pixels, [N]."""
+        logits, log_sigma = self.decode_with_sigma(z)
+        return gaussian_nll(logits.float(), x.view_as(logits), log_sigma=log_sigma.float())

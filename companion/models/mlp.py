@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from companion.models.base import IMAGE_SHAPE, VAE, Model, check_images
+from companion.arguments import check_counts
+from companion.losses import check_likelihood
+from companion.models.base import (IMAGE_SHAPE, VAE, GaussianHead, LatentModel, check_images)
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -24,12 +26,17 @@ def mlp(sizes: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class Autoencoder(Model):
-    """Plain autoencoder 784-hidden-L-hidden-784 (deterministic code z, no prior)."""
+class Autoencoder(LatentModel):
+    """Plain autoencoder 784-hidden-L-hidden-784 (deterministic code z, no prior).
 
-    def __init__(self, latent_dim: int = 2, hidden: int = 400):
+    likelihood: the loss of its reconstructions, "bernoulli" (cross-entropy) or
+    "squared_error" (see `companion.losses.RECONSTRUCTION`)."""
+
+    def __init__(self, latent_dim: int = 2, hidden: int = 400, likelihood: str = "bernoulli"):
         super().__init__()
-        self.latent_dim = latent_dim
+        check_counts("Autoencoder", latent_dim=latent_dim, hidden=hidden)
+        check_likelihood(likelihood)
+        self.latent_dim, self.likelihood = latent_dim, likelihood
         self.encoder = mlp([784, hidden, latent_dim])    # 784 -> hidden -> L
         self.decoder = mlp([latent_dim, hidden, 784])    # L -> hidden -> 784 logits
 
@@ -44,9 +51,12 @@ class Autoencoder(Model):
 class MLPVAE(VAE):
     """VAE with one hidden layer each way: 784-hidden-(mu, logvar) and L-hidden-784."""
 
-    def __init__(self, latent_dim: int = 20, hidden: int = 400):
+    def __init__(self, latent_dim: int = 20, hidden: int = 400, likelihood: str = "bernoulli"):
         super().__init__()
-        self.latent_dim = latent_dim
+        check_counts("MLPVAE", latent_dim=latent_dim, hidden=hidden)
+        check_likelihood(likelihood)
+        self.latent_dim, self.likelihood = latent_dim, likelihood
+        # the heads as two layers of their own: the names of the VAE you write in notebook 05
         self.body = nn.Sequential(nn.Linear(784, hidden), nn.ReLU())   # 784 -> hidden
         self.mu = nn.Linear(hidden, latent_dim)                        # hidden -> L
         self.logvar = nn.Linear(hidden, latent_dim)                    # hidden -> L
@@ -70,11 +80,11 @@ class DeepMLPVAE(VAE):
     def __init__(self, latent_dim: int = 10, hidden: tuple[int, ...] = (512, 512),
                  image_size: int = 32):
         super().__init__()
+        check_counts("DeepMLPVAE", latent_dim=latent_dim, hidden=hidden, image_size=image_size)
         self.latent_dim, self.image_size = latent_dim, image_size
         pixels, hidden = image_size * image_size, list(hidden)
         self.body = nn.Sequential(mlp([pixels, *hidden]), nn.ReLU())   # pixels -> ... -> hidden[-1]
-        self.mu = nn.Linear(hidden[-1], latent_dim)                    # hidden[-1] -> L
-        self.logvar = nn.Linear(hidden[-1], latent_dim)
+        self.head = GaussianHead(hidden[-1], latent_dim)               # -> (mu, logvar)
         self.decoder = mlp([latent_dim, *hidden[::-1], pixels])        # L -> ... -> pixels
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,8 +96,7 @@ class DeepMLPVAE(VAE):
                 f"[N, {side * side}], got {list(x.shape)}. Build it with "
                 f"image_size={x.shape[-1]} for {x.shape[-1]} x {x.shape[-1]} images; a single "
                 "image needs a batch dimension: x.unsqueeze(0).")
-        h = self.body(x.flatten(1))
-        return self.mu(h), self.logvar(h)
+        return self.head(self.body(x.flatten(1)))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z).view(-1, 1, self.image_size, self.image_size)

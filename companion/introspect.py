@@ -18,7 +18,7 @@ from torch import nn
 
 from companion import settings
 from companion.models import VAE, eval_mode
-from companion.training import make_optimizer, train_step
+from companion.training import Guard, make_optimizer, train_step
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -82,14 +82,16 @@ def images_per_second(model: VAE, x: torch.Tensor, steps: int = 10, warmup: int 
     """
     state = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = make_optimizer(model)
+    guard = Guard(optimizer, x.device)   # checked once at the end, as fit checks once an epoch
     with eval_mode(model):      # restores the caller's mode on the way out
         model.train()
         for i in range(warmup + steps):
             if i == warmup:
                 settings.synchronize(x.device)   # the clock starts when the warm-up is done
                 start = time.perf_counter()
-            train_step(model, optimizer, x, precision=precision)
+            train_step(model, optimizer, x, precision=precision, guard=guard)
         settings.synchronize(x.device)
         seconds = time.perf_counter() - start
     model.load_state_dict(state)
+    guard.check()
     return steps * len(x) / seconds

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from companion.inspect import (images_per_second, layer_shapes, parameter_count, side_by_side,
+from companion.introspect import (images_per_second, layer_shapes, parameter_count, side_by_side,
                                summary)
 from companion.models import MLPVAE, BatchNormConvVAE, ConvVAE, SimpleConvVAE
 
