@@ -27,15 +27,18 @@ class ImageSet:
 
     def fingerprint(self) -> str:
         """A short hash of the tensors themselves: shapes, dtypes, every label, an evenly
-        strided sample of the pixels and the sum of all of them. Any change a learner makes to
-        the data (another subset, preprocessing, a shuffle) changes it; the tag does not."""
+        strided sample of the pixels and an exact checksum of all of them (their bits summed
+        as integers, so every machine and summation order gives the same number). Any change
+        a learner makes to the data (another subset, preprocessing, a shuffle) changes it;
+        the tag does not."""
         h = hashlib.sha256()
         for t in (self.images, self.labels):
             h.update(f"{t.dtype}{list(t.shape)}".encode())
         images, labels = self.images.detach().flatten(), self.labels.detach()
         step = max(1, images.numel() // SAMPLED)
         h.update(images[::step].cpu().contiguous().numpy().tobytes())
-        h.update(repr(images.sum(dtype=torch.float32).item()).encode())
+        bits = images.contiguous().view(torch.int32) if images.dtype == torch.float32 else images
+        h.update(repr(bits.sum(dtype=torch.int64).item()).encode())
         h.update(labels.cpu().contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 

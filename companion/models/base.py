@@ -38,6 +38,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from companion.gaussians import draw_eps
 from companion.losses import RECONSTRUCTION, LossParts, Objective, elbo
 
 IMAGE_SHAPE = (1, 28, 28)  # channels, height, width
@@ -208,8 +209,7 @@ class VAE(LatentModel):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (pixel means) decoded from z ~ N(0, I), computed in eval mode."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+        z = draw_eps((n, self.latent_dim), next(self.parameters()), generator)
         with eval_mode(self):
             return torch.sigmoid(self.decode(z))
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from companion.arguments import check_counts
+from companion.gaussians import draw_eps
 from companion.losses import LossParts, Objective, bernoulli_nll, elbo
 from companion.models.base import (IMAGE_SHAPE, VAE, GaussianHead, check_images,
                                    eval_mode)
@@ -98,6 +99,6 @@ class ConditionalVAE(VAE):
         labels = torch.arange(n) % self.num_classes if labels is None else labels
         if len(labels) != n:
             raise ValueError(f"sample(n={n}, labels=...) needs n labels, got {len(labels)}.")
-        z = torch.randn(n, self.latent_dim, generator=generator)
+        z = draw_eps((n, self.latent_dim), next(self.parameters()), generator)
         with eval_mode(self):
-            return torch.sigmoid(self.decode(z.to(device), labels.to(device)))
+            return torch.sigmoid(self.decode(z, labels.to(device)))
