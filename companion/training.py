@@ -149,8 +149,10 @@ class Guard:
     Adam without a fused kernel has no such flag: then every step is checked at once.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device):
+    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device,
+                 batches_per_epoch: int | None = None):
         self.fused = bool(optimizer.defaults.get("fused"))
+        self.batches_per_epoch = batches_per_epoch   # to name the epoch and batch that failed
         self.bad = torch.zeros((), device=device)          # 1.0 from the first bad loss on
         self.first: LossParts | None = None                # the parts of that loss
         self.steps = torch.zeros((), dtype=torch.long, device=device)
@@ -182,8 +184,10 @@ class Guard:
             return
         total, recon, kl = (p.item() for p in self.first)
         what = "NaN" if total != total else "infinite"
+        at, n = self.at.item(), self.batches_per_epoch
+        where = f"Epoch {at // n + 1}, batch {at % n + 1}" if n else f"Batch {at + 1}"
         raise TrainingDiverged(
-            f"Batch {self.at.item() + 1}: the loss became {what} (reconstruction={recon:.4g}, "
+            f"{where}: the loss became {what} (reconstruction={recon:.4g}, "
             f"kl={kl:.4g}). No step changed the weights from that batch on, so the model keeps "
             "its last good weights. Check that the inputs are finite and in [0, 1], then try a "
             "smaller lr.")
@@ -297,7 +301,7 @@ def fit(model, data: ImageSet, epochs: int = 10, objective: Objective = Objectiv
     batches = Batches(data, batch_size, shuffle=True, seed=seed,
                       dynamic_binarization=dynamic_binarization)
     optimizer = make_optimizer(model, lr)
-    guard = Guard(optimizer, data.images.device)
+    guard = Guard(optimizer, data.images.device, len(batches))
     history, step = History(), 0
     model.train()
     if on_batch is not None:
@@ -324,7 +328,7 @@ def fit(model, data: ImageSet, epochs: int = 10, objective: Objective = Objectiv
                 break
             except TrainingDiverged as err:
                 model.eval()
-                raise TrainingDiverged(f"Epoch {epoch + 1}: {err}", history) from None
+                raise TrainingDiverged(str(err), history) from None
             means = sums.cpu() / len(data)   # waits for the device: the clock reads true
             _record(history, means, objective.beta, len(data) / (time.perf_counter() - start))
             if test_data is not None:
