@@ -17,7 +17,14 @@ STAMP := $(BIN).course-installed
 # Where pip may also look for PyTorch, e.g. https://download.pytorch.org/whl/cpu for the
 # CPU-only build (PyPI's Linux wheel is a CUDA build of several GB).
 TORCH_INDEX ?=
-NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+# The cell timeout is tools/notebooks.py's fast-mode limit (a test keeps the two equal).
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg \
+	--nbval-cell-timeout=900
+# make test's suite in two processes (pytest-xdist) of one thread each: two cores busy, none
+# oversubscribed. tests/conftest.py keeps each notebook's cells on one worker, in order. The
+# 15 slowest tests are listed at the end.
+TESTS := OMP_NUM_THREADS=1 COURSE_FAST=1 $(PY) -m pytest -n 2 --durations=15 \
+	tests notebooks $(NBVAL)
 # The lowest releases pyproject.toml allows (a test keeps them in step), for `make test-floor`.
 FLOOR := torch==2.3.0 torchvision==0.18.0 numpy==1.24.0
 FLOOR_VENV := build/floor-venv
@@ -29,14 +36,18 @@ PERTURBED := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 OMP_NUM_
 	MKL_NUM_THREADS=1 COURSE_SEED_OFFSET=1
 
 .PHONY: course test lab data notebooks bench install clean-cache exercises html pretrain badges \
-	test-floor test-perturbed course-offsets
+	test-floor test-perturbed course-offsets test-time
 
 course: install data                    ## set up, stage data, run every notebook into build/notebooks/
 	$(PY) tools/nbtool.py build
 
 test: install data                      ## unit tests + pairing check + strict nbval (fast mode)
 	$(PY) tools/system.py chromium
-	COURSE_FAST=1 $(PY) -m pytest tests notebooks $(NBVAL)
+	$(TESTS)
+
+test-time: install data                 ## make test's suite, timed: bench/results/test_time.json
+	$(PY) tools/system.py chromium
+	$(PY) tools/test_time.py env $(TESTS)
 
 lab: install data                       ## JupyterLab on the repository (notebooks/, exercises/)
 	$(if $(AS_ROOT),@echo "Running as root (a container or cloud workspace?): JupyterLab needs --allow-root there and gets it.")

@@ -12,8 +12,7 @@ from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 badges = load_script("tools", "badges")
-sys.path.insert(0, str(ROOT / "tools"))
-from nbtool import TO_PY  # noqa: E402
+nbtool = load_script("tools", "nbtool")
 
 NOTEBOOKS = ["00_welcome_and_data", "08_latent_arithmetic"]
 
@@ -62,8 +61,7 @@ def test_write_is_idempotent_and_keeps_the_pairing(tmp_path):
     assert first == {p.name: p.read_bytes() for p in (root / "notebooks").iterdir()}
     for name in NOTEBOOKS:
         ipynb = root / "notebooks" / f"{name}.ipynb"
-        paired = subprocess.run(TO_PY + ["-o", "-", str(ipynb)], capture_output=True,
-                                text=True, check=True).stdout
+        paired = nbtool.to_py(ipynb)
         assert paired == ipynb.with_suffix(".py").read_text()
         assert "colab-badge.svg" in paired
 

@@ -21,23 +21,22 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import load_script, require
+from conftest import ROOT, load_script, require
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "08_latent_arithmetic.ipynb"
+system = load_script("tools", "system")
+render_html = load_script("tools", "render_html")
+notebooks = load_script("tools", "notebooks")
+NOTEBOOK = notebooks.NOTEBOOKS / "08_latent_arithmetic.ipynb"
 SCREENSHOT = ROOT / "build" / "browser" / "explorer.png"
-MATH_NOTEBOOK = ROOT / "notebooks" / "02_vae_theory.ipynb"   # the one with the most formulas
+MATH_NOTEBOOK = notebooks.NOTEBOOKS / "02_vae_theory.ipynb"   # the one with the most formulas
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 PNG_HEX = "89504e470d0a1a0a"   # the eight signature bytes every PNG starts with
 pytestmark = pytest.mark.browser
-system = load_script("tools", "system")
-render_html = load_script("tools", "render_html")
 RUN_TIMEOUT_S = 150   # fast mode runs notebook 08 in well under a minute on 2 cores
 
 # User settings for the fresh JupyterLab: no "get Jupyter news?" toast over the page, and no
@@ -108,10 +107,7 @@ def lab(tmp_path):
     root, home = tmp_path / "root", tmp_path / "home"
     root.mkdir()
     home.mkdir()
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
+    notebook = notebooks.without_outputs(nbformat.read(NOTEBOOK, as_version=4))
     notebook.metadata.pop("widgets", None)          # no stale widget state from the last run
     nbformat.write(notebook, root / "explorer.ipynb")
     for plugin, settings in LAB_SETTINGS.items():

@@ -10,6 +10,7 @@ from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 exercises = load_script("tools", "exercises")
+notebooks = load_script("tools", "notebooks")
 
 SOLUTION = '''import math
 
@@ -106,7 +107,7 @@ def test_committed_learner_copies_are_up_to_date():
 
 
 def test_every_notebook_has_exercises_and_no_copy_leaks_a_solution():
-    for ipynb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    for ipynb in notebooks.paths():
         nb = json.loads(ipynb.read_text())
         solutions = [c for c in nb["cells"] if "solution" in c["metadata"].get("tags", [])]
         assert solutions, f"{ipynb.name} has no cell tagged `solution`"

@@ -1,11 +1,19 @@
 """Every learner copy runs to the end in fast mode, as "Run All" does before any exercise is done.
 
-Each copy in exercises/ is executed top to bottom by a fresh python3 kernel in its own folder
-(as Jupyter and nbval run it) with COURSE_FAST=1. Its models come from the fast-mode entries
-of the checkpoint cache in the data folder, the ones the notebooks' own fast run uses; a
-missing one is trained and written atomically, and full-mode entries are never touched.
+Each copy in exercises/ is executed top to bottom in a fresh kernel, in its own folder, by
+the course's runner (tools/notebooks.py) with COURSE_FAST=1. Its models come from the
+fast-mode entries of the checkpoint cache in the data folder, the ones the notebooks' own fast
+run uses; a missing one is trained and written atomically, and full-mode entries are never
+touched.
 Every exercise's check must say "Not attempted yet", no check may call a stub correct, and
 no cell may raise. The skip_if_unwritten tests at the end cover the mechanism on its own.
+
+A copy runs whole, although most of its cells are the notebook's own and nbval runs those
+too: the state the cells before a stub leave behind exists only in a kernel that ran them, and
+continuing the notebook's kernel instead would keep whatever the solutions did (a function, a
+trained model, a drawn random number), so a cell that needs a solution would pass here and
+fail for a learner. A stub may sit anywhere in a notebook. make test runs the copies beside
+the notebooks, on two workers.
 """
 import ast
 import re
@@ -14,15 +22,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from companion.checks import ExerciseError, skip_if_unwritten
 from companion.data import source_of
-from conftest import ROOT, require
+from conftest import ROOT, load_script, require
 
-COPIES = sorted((ROOT / "exercises").glob("[0-9][0-9]_*.ipynb"))
-CELL_TIMEOUT_S = 900   # one cell in fast mode, on a busy 2-core machine with an empty cache
+notebooks = load_script("tools", "notebooks")
+COPIES = notebooks.paths(ROOT / "exercises")
 NOT_ATTEMPTED = "Not attempted yet: "
 
 
@@ -42,15 +49,11 @@ def printed(cell) -> str:
 
 def run(copy: Path) -> nbformat.NotebookNode:
     """Execute a learner copy in its folder; fail with the first error and where it happened."""
-    nb = nbformat.read(copy, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(copy.parent)}})
     try:
-        client.execute()
+        return notebooks.execute(nbformat.read(copy, as_version=4), copy)
     except CellExecutionError as err:
         plain = re.sub(r"\x1b\[[0-9;]*m", "", str(err))          # no terminal colours
         pytest.fail(f"{copy.name} stops before its end in fast mode:\n{plain}", pytrace=False)
-    return nb
 
 
 def test_there_are_learner_copies():   # else the test below would run on nothing

@@ -36,8 +36,8 @@ def test_each_mode_reaches_the_kernel(tmp_path, monkeypatch):
          "source": "import os\nassert os.environ.get('COURSE_FAST') == '1', 'not fast'"}]}
     ipynb = tmp_path / "mode.ipynb"
     ipynb.write_text(json.dumps(nb))
-    assert pretrain.execute(ipynb, "fast")["error"] is None
-    full = pretrain.execute(ipynb, "full")
+    assert pretrain.measure(ipynb, "fast")["error"] is None
+    full = pretrain.measure(ipynb, "full")
     assert "not fast" in full["error"] and full["trained"] == 0
     assert "COURSE_FAST" not in os.environ   # restored for the next notebook
 

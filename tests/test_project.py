@@ -13,6 +13,8 @@ from conftest import load_script, require
 
 ROOT = Path(__file__).resolve().parent.parent
 system = load_script("tools", "system")
+nbtool = load_script("tools", "nbtool")
+notebooks = load_script("tools", "notebooks")
 
 
 def package_names(requirements):
@@ -27,11 +29,9 @@ def test_environment_yml_and_pyproject_name_the_same_packages():
     assert listed == declared
 
 
-def test_every_notebook_is_paired_with_its_source():
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "nbtool.py"), "check"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert " 0 out of sync" in done.stdout
+def test_every_notebook_is_paired_with_its_source(capsys):
+    assert nbtool.check() == 0, capsys.readouterr().out
+    assert " 0 out of sync" in capsys.readouterr().out
 
 
 def test_ci_runs_the_readme_test_command_and_the_documented_perturbed_run_only():
@@ -67,6 +67,24 @@ def test_readme_without_make_lists_every_command_of_course_and_test():
         if not command.startswith(bookkeeping):
             assert command in section, f"README's 'Without make' lacks `{command}`"
     assert "python -m venv .venv" in section
+
+
+def test_nbval_runs_cells_under_the_runners_fast_mode_timeout():
+    limit = f"--nbval-cell-timeout={notebooks.CELL_TIMEOUT_FAST_S}"
+    for target in ("test", "test-perturbed"):
+        nbval = [c for c in dry_run(target) if " --nbval " in c]
+        assert len(nbval) == 1 and limit in nbval[0].split(), (target, nbval)
+
+
+def test_test_time_writes_seconds_cores_and_date_only_for_a_passing_run(tmp_path, capsys):
+    test_time = load_script("tools", "test_time")
+    out = tmp_path / "test_time.json"
+    assert test_time.main([sys.executable, "-c", "raise SystemExit(3)"], out) == 3
+    assert not out.exists() and "not written" in capsys.readouterr().out
+    assert test_time.main([sys.executable, "-c", "pass"], out) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == {"seconds", "cores", "date"}
+    assert result["seconds"] >= 0 and result["cores"] >= 1
 
 
 def test_cpu_only_torch_index_reaches_pip_and_the_readme():

@@ -3,14 +3,13 @@ the web, and every formula of the notebooks reaches MathJax whole. (tests/test_b
 checks in Chromium that a page typesets its formulas with the network cut.)"""
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 
 import nbformat
 from conftest import load_script
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
-ROOT = Path(__file__).resolve().parent.parent
 render_html = load_script("tools", "render_html")
+notebooks = load_script("tools", "notebooks")
 PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5E"
        "rkJggg==")   # a 1x1 PNG
 
@@ -75,7 +74,7 @@ def test_markdown_keeps_every_formula_whole():
     first. A line inside $...$ that starts with `+ `, `- ` or `1. ` opens a list there, and
     `\\$` loses its backslash."""
     split = []
-    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    for path in notebooks.paths():
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "markdown":
                 parser = FormulaSplits()

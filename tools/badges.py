@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from nbtool import to_py   # the pairing's own conversion, so the check stays green
+from notebooks import ROOT, paths
+
 BRANCH = "main"
 BADGES_ID, COLAB_ID = "badges", "colab-setup"
 GITHUB = re.compile(r"https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)?/?$")
@@ -80,10 +81,6 @@ def with_badges(nb: dict, cells: list[dict]) -> dict:
     return {**nb, "cells": kept[:1] + cells + kept[1:]}
 
 
-def _notebooks(folder: Path) -> list[Path]:
-    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
-
-
 def _expected(ipynb: Path, repo: tuple[str, str] | None) -> dict:
     nb = json.loads(ipynb.read_text())
     return with_badges(nb, badge_cells(*repo, ipynb.name) if repo else [])
@@ -95,13 +92,9 @@ def write(root: Path = ROOT) -> int:
         print("pyproject.toml has no [project.urls] Repository. Add the public GitHub address "
               "of the course, then run this again.")
         return 1
-    sys.path.insert(0, str(ROOT / "tools"))
-    from nbtool import TO_PY   # the pairing's own conversion, so the check stays green
-
-    for ipynb in _notebooks(root / "notebooks"):
+    for ipynb in paths(root / "notebooks"):
         ipynb.write_text(json.dumps(_expected(ipynb, repo), indent=1, ensure_ascii=False) + "\n")
-        subprocess.run(TO_PY + ["-q", "-o", str(ipynb.with_suffix(".py")), str(ipynb)],
-                       check=True)
+        ipynb.with_suffix(".py").write_text(to_py(ipynb))
         print(f"{ipynb.name}: badges for github.com/{repo[0]}/{repo[1]}")
     print("Now run `make exercises` so the learner copies carry the badges too.")
     return 0
@@ -109,7 +102,7 @@ def write(root: Path = ROOT) -> int:
 
 def check(root: Path = ROOT) -> int:
     repo = repository(root / "pyproject.toml")
-    stale = [p.name for p in _notebooks(root / "notebooks")
+    stale = [p.name for p in paths(root / "notebooks")
              if json.loads(p.read_text()) != _expected(p, repo)]
     for name in stale:
         print(f"{name}: its badges disagree with pyproject.toml; run `make badges`")

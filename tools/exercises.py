@@ -22,8 +22,8 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
+from notebooks import NOTEBOOKS, ROOT, paths
+
 EXERCISES = ROOT / "exercises"
 TAG = "solution"
 
@@ -116,35 +116,31 @@ def render(ipynb: Path) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
 
 
-def _notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
-    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
-
-
 def build(notebooks: Path = NOTEBOOKS, out: Path = EXERCISES) -> int:
     out.mkdir(exist_ok=True)
-    for ipynb in _notebooks(notebooks):
+    for ipynb in paths(notebooks):
         (out / ipynb.name).write_text(render(ipynb))
-    print(f"learner copies: {len(_notebooks(notebooks))} written to {out}")
+    print(f"learner copies: {len(paths(notebooks))} written to {out}")
     return 0
 
 
 def check(notebooks: Path = NOTEBOOKS, out: Path = EXERCISES) -> int:
     """Read-only: every learner copy must exist and equal what `build` would write."""
     bad = []
-    for ipynb in _notebooks(notebooks):
+    for ipynb in paths(notebooks):
         copy_path = out / ipynb.name
         if not copy_path.exists():
             bad.append(f"{copy_path.relative_to(out.parent)} is missing")
         elif copy_path.read_text() != render(ipynb):
             bad.append(f"{copy_path.relative_to(out.parent)} is out of date with {ipynb.name}")
-    stale = {p.name for p in out.glob("*.ipynb")} - {p.name for p in _notebooks(notebooks)}
+    stale = {p.name for p in out.glob("*.ipynb")} - {p.name for p in paths(notebooks)}
     bad += [f"exercises/{name} has no notebook any more" for name in sorted(stale)]
     for line in bad:
         print(line)
     if bad:
         print("run `make exercises` (python tools/exercises.py build) to regenerate them")
         return 1
-    print(f"learner copies: {len(_notebooks(notebooks))} up to date")
+    print(f"learner copies: {len(paths(notebooks))} up to date")
     return 0
 
 

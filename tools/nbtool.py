@@ -21,19 +21,25 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
+from notebooks import NOTEBOOKS, ROOT, execute, paths, without_outputs
+
 BUILD = ROOT / "build" / "notebooks"
-# The same filter as pyproject's [tool.jupytext], passed explicitly: the CLI writes its own
-# version into the header otherwise, and the pairing would then depend on jupytext's version.
 JUPYTEXT = [sys.executable, "-m", "jupytext"]  # the tools of the running environment, not PATH's
-TO_PY = JUPYTEXT + ["--to", "py:percent", "--opt", "notebook_metadata_filter=kernelspec,-jupytext"]
 
 
 def _sources(names: list[str]) -> list[Path]:
     if not names:
-        return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
+        return paths(suffix=".py")
     return [NOTEBOOKS / (Path(n).stem + ".py") for n in names]
+
+
+def to_py(ipynb: Path) -> str:
+    """The py:percent text paired with an .ipynb, under pyproject's [tool.jupytext] filters."""
+    import jupytext
+    from jupytext.config import load_jupytext_config
+
+    config = load_jupytext_config(str(ipynb.resolve()))
+    return jupytext.writes(jupytext.read(ipynb), "py:percent", config=config)
 
 
 def strip(ipynb: Path) -> None:
@@ -47,22 +53,28 @@ def strip(ipynb: Path) -> None:
     ipynb.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
-def execute(names: list[str]) -> int:
+def execute_in_place(names: list[str]) -> int:
+    """Re-execute the tracked notebooks from their .py; a failing one keeps its old outputs."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
     for py in _sources(names):
         ipynb = py.with_suffix(".ipynb")
         subprocess.run(JUPYTEXT + ["--to", "ipynb", "--update" if ipynb.exists() else "-q", str(py)],
                        check=True)
         start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute", "--inplace",
-             "--ExecutePreprocessor.timeout=-1", "--ExecutePreprocessor.kernel_name=python3",
-             "--ExecutePreprocessor.record_timing=False",
-             "--ExecutePreprocessor.store_widget_state=False", str(ipynb)], cwd=NOTEBOOKS)
+        nb = nbformat.read(ipynb, as_version=4)
+        try:
+            nbformat.write(execute(nb, ipynb), ipynb)
+            failure = None
+        except CellExecutionError as err:
+            failure = err
         strip(ipynb)
-        subprocess.run(TO_PY + ["-q", "-o", str(py), str(ipynb)], check=True)  # canonical .py
+        py.write_text(to_py(ipynb))   # the canonical .py
         print(f"{ipynb.name}: executed in {time.perf_counter() - start:.0f} s", flush=True)
-        if done.returncode != 0:
-            return done.returncode
+        if failure is not None:
+            print(f"{ipynb.name} failed:\n{failure}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -72,7 +84,6 @@ def build(names: list[str], out: Path = BUILD) -> int:
     A notebook that fails is kept with its error (and its page shows it); the others still run.
     """
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
     from render_html import render
 
@@ -86,20 +97,15 @@ def build(names: list[str], out: Path = BUILD) -> int:
     out.mkdir(parents=True, exist_ok=True)
     copies, failed = [], []
     for py in sources:
-        nb = nbformat.read(py.with_suffix(".ipynb"), as_version=4)
-        for cell in nb.cells:          # no stored output survives into the copy
-            if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = [], None
+        nb = without_outputs(nbformat.read(py.with_suffix(".ipynb"), as_version=4))
+        copies.append(out / py.with_suffix(".ipynb").name)
         start = time.perf_counter()
-        try:        # the kernel runs in `out`, so nothing a notebook writes lands in notebooks/
-            NotebookClient(nb, timeout=None, kernel_name="python3", record_timing=False,
-                           store_widget_state=False,
-                           resources={"metadata": {"path": str(out)}}).execute()
+        try:                                    # the copy runs in `out`, where it is written
+            execute(nb, copies[-1])
             status = "ran"
         except CellExecutionError:
             failed.append(py.stem)
             status = "FAILED"
-        copies.append(out / py.with_suffix(".ipynb").name)
         nbformat.write(nb, copies[-1])
         print(f"{copies[-1]}: {status} in {time.perf_counter() - start:.0f} s", flush=True)
     mode = "fast" if settings.fast_mode() else "full"
@@ -119,9 +125,7 @@ def check() -> int:
             print(f"{ipynb.name} is missing: run `python tools/nbtool.py execute {py.name}`")
             bad += 1
             continue
-        converted = subprocess.run(TO_PY + ["-o", "-", str(ipynb)],
-                                   capture_output=True, text=True, check=True, cwd=NOTEBOOKS).stdout
-        if converted != py.read_text():
+        if to_py(ipynb) != py.read_text():
             print(f"{ipynb.name} and {py.name} disagree: re-execute the notebook "
                   f"(`python tools/nbtool.py execute {py.name}`)")
             bad += 1
@@ -141,7 +145,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.command == "build":
         return build(args.notebooks, args.out.resolve())
-    return execute(args.notebooks) if args.command == "execute" else check()
+    return execute_in_place(args.notebooks) if args.command == "execute" else check()
 
 
 if __name__ == "__main__":

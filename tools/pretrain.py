@@ -22,9 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))   # for tools/schedule.py when imported from elsewhere
-NOTEBOOKS = ROOT / "notebooks"
+from notebooks import NOTEBOOKS, ROOT, execute, paths
+
 RESULTS = ROOT / "bench" / "results"
 MODES = ("fast", "full", "warm")
 COLUMNS = {"fast": "fast", "full": "full (cold)", "warm": "full (warm cache)"}
@@ -37,10 +36,9 @@ def checkpoint_files() -> set[str]:
     return {p.name for p in folder.glob("*.pt")}
 
 
-def execute(ipynb: Path, mode: str) -> dict:
+def measure(ipynb: Path, mode: str) -> dict:
     """Run one notebook in one mode (in memory); return seconds, models trained and any error."""
     import nbformat
-    from nbclient import NotebookClient
 
     nb = nbformat.read(ipynb, as_version=4)
     saved = os.environ.get("COURSE_FAST")
@@ -52,8 +50,7 @@ def execute(ipynb: Path, mode: str) -> dict:
     start = time.perf_counter()
     error = None
     try:   # the kernel inherits this process's environment
-        NotebookClient(nb, timeout=None, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        execute(nb, ipynb, timing=True)
     except Exception as exc:  # noqa: BLE001 - report any failure in the table, go on
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200]}"
     finally:
@@ -117,14 +114,13 @@ def _modes(text: str) -> list[str]:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    names = [Path(n).stem for n in args.notebooks] or [
-        p.stem for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))]
+    names = [Path(n).stem for n in args.notebooks] or [p.stem for p in paths()]
     store = RESULTS / "timings.json"
     results = {} if args.fresh or not store.exists() else json.loads(store.read_text())["notebooks"]
     failed = 0
     for mode in [m for m in MODES if m in args.modes]:      # full before warm
         for name in names:
-            result = execute(NOTEBOOKS / f"{name}.ipynb", mode)
+            result = measure(NOTEBOOKS / f"{name}.ipynb", mode)
             results.setdefault(name, {})[mode] = result
             failed += bool(result["error"])
             print(f"{name:32s} {COLUMNS[mode]:18s} {cell(result, mode)}", flush=True)

@@ -19,8 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
+from notebooks import NOTEBOOKS, ROOT, paths
 
 INDEX = """<!DOCTYPE html>
 <html lang="en">
@@ -144,15 +143,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "site", help="output folder")
     parser.add_argument("notebooks", nargs="*", help="names like 08_latent_arithmetic (all if none)")
     args = parser.parse_args(argv)
-    if args.notebooks:
-        paths = [NOTEBOOKS / (Path(n).stem + ".ipynb") for n in args.notebooks]
-    else:
-        paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-    missing = [p.name for p in paths if not p.exists()]
+    chosen = [NOTEBOOKS / (Path(n).stem + ".ipynb") for n in args.notebooks] or paths()
+    missing = [p.name for p in chosen if not p.exists()]
     if missing:
         print(f"no such notebook: {', '.join(missing)}")
         return 1
-    render(paths, args.out)
+    render(chosen, args.out)
     return 0
 
 

@@ -24,10 +24,9 @@ import math
 import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
+from notebooks import ROOT, paths
+
 README = ROOT / "README.md"
 TIMINGS = ROOT / "bench" / "results" / "timings.json"
 
@@ -108,7 +107,7 @@ def sections(nb: dict) -> list[Section]:
 
 
 def notebooks() -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
+    return {p.stem: json.loads(p.read_text()) for p in paths()}
 
 
 def section_seconds(nb: dict) -> dict[str, float]:
