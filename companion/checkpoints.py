@@ -121,8 +121,12 @@ def training_settings(model, data: ImageSet, fit_kwargs: dict) -> dict:
         raise TypeError(f"{err}. fit takes: {', '.join(list(FIT_SIGNATURE.parameters)[2:])}; "
                         "the loss's weights go in objective=Objective(beta=..., ...).") from None
     bound.apply_defaults()
-    return {k: asdict(v) if isinstance(v, losses.Objective) else v
-            for k, v in bound.arguments.items() if k not in NOT_IN_KEY}
+    return {k: _plain(v) for k, v in bound.arguments.items() if k not in NOT_IN_KEY}
+
+
+def _plain(value):
+    """A setting as JSON can hold it: an Objective as its dict of weights."""
+    return asdict(value) if isinstance(value, losses.Objective) else value
 
 
 def code_version(model) -> str:
@@ -149,9 +153,8 @@ def cache_key(model, data: ImageSet, fit_kwargs: dict) -> str:
     Settings left at fit's default are not in the key (passing one explicitly changes
     nothing), so a new option of fit, added with a default, keeps every cached model.
     """
-    defaults = training_settings(model, data, {})
     changed = {k: v for k, v in training_settings(model, data, fit_kwargs).items()
-               if v != defaults[k]}
+               if v != _plain(FIT_SIGNATURE.parameters[k].default)}
     described = {"model": model.describe(), "code": code_version(model), "training": changed,
                  "data": data.fingerprint(), "fast": settings.fast_mode(), "format": FORMAT}
     offset = settings.seed_offset()
@@ -208,15 +211,13 @@ def train_or_load(model, data: ImageSet, test_data: ImageSet | None = None,
 def _measure_again(history: History, model, test_data: ImageSet | None, objective: dict) -> None:
     """Test columns for another test set: NaN for the earlier epochs, the last one measured."""
     columns = (history.test_loss, history.test_reconstruction, history.test_kl)
-    for column in columns:
-        column[:] = [math.nan] * len(history.loss)
-    if test_data is not None and history.loss:
-        last = evaluate(model, test_data, losses.Objective(**objective))
-        for column, value in zip(columns, last):
-            column[-1] = value
-    elif test_data is None:
-        for column in columns:
-            column.clear()
+    if test_data is None:
+        last = [[]] * len(columns)
+    else:
+        earlier = [math.nan] * (len(history.loss) - 1)
+        last = [earlier + [v] for v in evaluate(model, test_data, losses.Objective(**objective))]
+    for column, values in zip(columns, last):
+        column[:] = values
 
 
 def _from_cache(model, path: Path, strip: SampleStrip | None) -> tuple[History, dict] | None:

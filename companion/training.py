@@ -129,11 +129,16 @@ def make_optimizer(model, lr: float = 1e-3) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
 
 
+def check_precision(precision: str) -> None:
+    """A clear ValueError for a precision that is not one of PRECISIONS."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+
+
 def autocast(device: torch.device, precision: str):
     """bfloat16 autocast for precision="bf16"; for "fp32" no autocast context at all (some
     releases refuse torch.autocast on a device such as MPS even when it is disabled)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    check_precision(precision)
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -295,7 +300,7 @@ def fit(model, data: ImageSet, epochs: int = 10, objective: Objective = Objectiv
     model.check_objective(objective)   # before warm-up scales beta: the settings asked for
     check_device(model, data, test_data)
     check_targets(model.likelihood, data, test_data)
-    autocast(data.images.device, precision)   # a bad precision fails before training
+    check_precision(precision)
     seed = settings.training_seed(seed)
     torch.manual_seed(seed)
     batches = Batches(data, batch_size, shuffle=True, seed=seed,
