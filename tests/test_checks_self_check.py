@@ -16,6 +16,10 @@ from companion.models import Autoencoder
 
 LINE = ("Not attempted yet: {} still raises NotImplementedError. Write your answer in the "
         "cell above, run it, then run this check again.\n")
+# What a core check says while it hands the course's answer on (self_check(reference=...)).
+HANDED_ON = ("Not attempted yet: {} still raises NotImplementedError. Until you write it, the "
+             "cells below use the course's answer; run this check again once yours is "
+             "written.\n")
 
 
 def all_checks():
@@ -56,9 +60,15 @@ def test_an_unattempted_exercise_gives_one_line_and_no_error(name, check, capsys
     stubs = [p for p in required if p not in DATA]
     assert stubs, f"{name} takes no function of the learner's"
     args = {p: DATA[p]() if p in DATA else stub(p) for p in required}
-    assert check(**args) is None
+    handed_on = check(**args)
     out = capsys.readouterr().out
-    assert out in {LINE.format(f"`{p}`") for p in stubs}, out
+    if handed_on is None:
+        assert out in {LINE.format(f"`{p}`") for p in stubs}, out
+    else:           # a core check: the course's answer, which is no stub and passes the check
+        assert out in {HANDED_ON.format(f"`{p}`") for p in stubs}, out
+        assert handed_on not in args.values()
+        assert check(**{**args, stubs[0]: handed_on}) is handed_on
+        assert capsys.readouterr().out.startswith("Correct: ")
 
 
 def test_the_line_names_the_helper_that_raises(capsys):
@@ -103,3 +113,24 @@ def test_the_decorator_keeps_results_wrong_answers_and_the_signature(capsys):
         check_double(lambda v: v + 1)
     assert check_double.__name__ == "check_double" and check_double.__doc__ == "Doubles."
     assert list(inspect.signature(check_double).parameters) == ["double"]
+
+
+def test_a_core_check_hands_on_the_answer_until_the_learner_writes_one(capsys):
+    def course_double(v):
+        return 2 * v
+
+    @self_check(reference=course_double)
+    def check_double(double):
+        """Doubles."""
+        if double(2) != 4:
+            raise ExerciseError("double 2 gives 4")
+        print("Correct: doubled.")
+
+    assert check_double(stub("double")) is course_double
+    assert capsys.readouterr().out == HANDED_ON.format("`double`")
+    mine = lambda v: v + v                                   # noqa: E731
+    assert check_double(mine) is mine
+    assert capsys.readouterr().out == "Correct: doubled.\n"
+    with pytest.raises(ExerciseError, match="gives 4"):     # a wrong answer is not handed on
+        check_double(lambda v: v + 1)
+    assert check_double.__name__ == "check_double" and check_double.__doc__ == "Doubles."

@@ -28,6 +28,7 @@ def helper(x): return 2 * x
 
 answer = area(2.0) + helper(1)
 checks.check_area(area)
+area = checks.topic.check_area_core(area)
 '''
 
 
@@ -57,6 +58,7 @@ def test_stub_keeps_signature_and_docstring_and_drops_the_body():
     assert 'raise NotImplementedError("Exercise: write `helper`")' in stub and "2 * x" not in stub
     assert "answer = ...  # your code here" in stub      # a statement becomes a placeholder
     assert "checks.check_area(area)" in stub and "import math" in stub   # checks, imports stay
+    assert "area = checks.topic.check_area_core(area)" in stub   # a core check hands an answer on
 
 
 def test_stub_raises_not_implemented_when_run():

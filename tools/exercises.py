@@ -10,9 +10,13 @@ imports stay; any other statement becomes a `...` placeholder. Every output and 
 count is cleared, cell ids are kept, and the bytes depend only on the notebook: `build` twice
 writes the same files.
 
-"Run All" on a learner copy must reach the end: exercises sit after the material (in an
-`## Exercises` section), and a later cell that uses an exercise's function runs that code
-under `companion.checks.skip_if_unwritten`. tests/test_learner_copies.py runs every copy.
+"Run All" on a learner copy must reach the end. An exercise sits either where its idea is
+taught (each core notebook has one on its workshop path) or in the `## Exercises` section. A
+later cell that uses an exercise's function either gets the course's answer from the check
+(`fn = checks.topic.check_fn(fn)`, with one printed line, where the rest of the notebook needs
+it) or runs its code under `companion.checks.skip_if_unwritten`. tests/test_learner_copies.py
+runs every copy; tests/test_core_path.py checks, without a kernel, that a copy differs from
+its notebook only in its stubs.
 """
 from __future__ import annotations
 
@@ -61,8 +65,9 @@ def _placeholder(stmt: ast.stmt, lines: list[str]) -> list[str]:
 
 
 def _is_check_call(stmt: ast.stmt) -> bool:
-    """True for `checks.something(...)` and `companion.checks.x.something(...)`."""
-    if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)):
+    """True for `checks.something(...)`, `companion.checks.x.something(...)` and
+    `fn = checks.x.check_fn(fn)` (a core check that hands on the course's answer)."""
+    if not (isinstance(stmt, (ast.Expr, ast.Assign)) and isinstance(stmt.value, ast.Call)):
         return False
     return "checks." in ast.unparse(stmt.value.func)
 

@@ -6,13 +6,17 @@ where the learner can see it. Every public check is decorated with `self_check`:
 not attempted yet (its function still raises the NotImplementedError of the learner copy)
 gets one line saying so instead of a traceback, so "Run All" on a learner copy goes on.
 A cell after an exercise that uses its function runs its code under `skip_if_unwritten`,
-which skips the rest of the cell, with one line, while that function is not written.
+which skips the rest of the cell, with one line, while that function is not written; or,
+for an exercise on the core path whose answer the rest of the notebook needs, its check is
+decorated `self_check(reference=...)` and hands the course's answer on until the learner's
+is written.
 """
 from __future__ import annotations
 
 import contextlib
 import dis
 import functools
+import inspect
 import sysconfig
 from pathlib import Path
 from types import TracebackType
@@ -80,20 +84,38 @@ def unwritten(err: BaseException) -> str | None:
     return "your code" if code.co_name.startswith("<") else f"`{code.co_name}`"
 
 
-def self_check(check: Check) -> Check:
-    """Decorate a check: an unattempted exercise prints one line and returns None."""
+def self_check(check: Check | None = None, *, reference: Callable | None = None):
+    """Decorate a check: an unattempted exercise prints one line and returns None.
+
+    With `reference`, for a core exercise whose function the cells below need, the check
+    returns the function to go on with: the learner's once it passes, and `reference`, the
+    course's answer, while the exercise is not written yet (one line says so). Use it as
+    `fn = checks.topic.check_fn(fn)`; a wrong answer still stops with its hint.
+    """
+    if check is None:
+        return functools.partial(self_check, reference=reference)
+    learners = next(iter(inspect.signature(check).parameters))   # the learner's function
+
     @functools.wraps(check)
     def run(*args, **kwargs):
         try:
-            return check(*args, **kwargs)
+            check(*args, **kwargs)
         except NotImplementedError as err:
             what = unwritten(err)
             if what is None:
                 raise
-            print(f"Not attempted yet: {what} still raises NotImplementedError. Write your "
-                  "answer in the cell above, run it, then run this check again.")
+            if reference is None:
+                print(f"Not attempted yet: {what} still raises NotImplementedError. Write your "
+                      "answer in the cell above, run it, then run this check again.")
+                return None
+            print(f"Not attempted yet: {what} still raises NotImplementedError. Until you "
+                  "write it, the cells below use the course's answer; run this check again "
+                  "once yours is written.")
+            return reference
+        if reference is None:
             return None
-    return run  # type: ignore[return-value]
+        return args[0] if args else kwargs[learners]
+    return run
 
 
 @contextlib.contextmanager
