@@ -14,7 +14,7 @@
 #
 # ### Learning objectives
 #
-# 1. Find your way around the course: the nine notebooks, the `companion` package, fast and
+# 1. Find your way around the course: the eleven notebooks, the `companion` package, fast and
 #    full mode, and the `make` commands.
 # 2. Check that your environment works: PyTorch version, device, data files with verified
 #    checksums.
@@ -63,17 +63,23 @@ assert source_of("mnist") != "not staged"
 # codes it has never seen, which is how it makes new images. You will build one from its
 # parts, derive every formula it uses, and check each formula with code.
 #
-# | notebook | what you do there |
-# |---|---|
-# | **00 welcome and data** | this notebook: the course, the environment, the three datasets |
-# | **01 autoencoders** | compress images to a few numbers and back; see why that alone does not generate |
-# | **02 VAE theory** | the evidence lower bound (ELBO): what a VAE optimises and why |
-# | **03 the reparameterization trick** | how to backpropagate through a random sample |
-# | **04 the KL divergence** | the closed form for Gaussians, checked against Monte Carlo |
-# | **05 training and evaluating a VAE** | the full training loop, test ELBO, importance-weighted log-likelihood |
-# | **06 β-VAE** | trading reconstruction for disentanglement, and measuring it |
-# | **07 convolutional VAEs** | better encoders and decoders for images |
-# | **08 latent arithmetic** | interpolation, attribute vectors, inpainting, an interactive explorer |
+# | notebook | what you do there | in a workshop |
+# |---|---|---|
+# | **00 welcome and data** | this notebook: the course, the environment, the three datasets | core path |
+# | **01 autoencoders** | compress images to a few numbers and back; see why that alone does not generate | core path |
+# | **02 VAE theory** | the evidence lower bound (ELBO): what a VAE optimises and why | core path |
+# | **03 the reparameterization trick** | how to backpropagate through a random sample | core path |
+# | **04 the KL divergence** | the closed form for Gaussians, checked against Monte Carlo | core path |
+# | **05 training and evaluating a VAE** | the full training loop, test ELBO, importance-weighted log-likelihood | core path |
+# | **06 β-VAE** | trading reconstruction for disentanglement, and measuring it | core path |
+# | **07 convolutional VAEs** | better encoders and decoders for images | homework |
+# | **08 latent arithmetic** | interpolation, attribute vectors, inpainting, an interactive explorer | core path |
+# | **09 better samples** | a yardstick for samples, a mixture prior, the conditional VAE | homework |
+# | **10 decoders and beyond** | decoders for grey images, a small VQ-VAE, where VAEs went next | homework |
+#
+# Every section of a notebook says in its heading whether it is on the **core** path (what a
+# workshop teaches) or **deeper** (homework, or for when there is time). Notebooks 07, 09 and 10
+# are deeper as a whole.
 #
 # Code that a notebook teaches and later notebooks reuse lives in the `companion` package
 # (`companion/data`, `models.py`, `losses.py`, `training.py`, `plots.py`, …). Each module is
@@ -399,10 +405,13 @@ assert all(r > 0 for r, _ in losses) and losses[3][0] > losses[2][0] > losses[1]
 # `companion.data.load` gives you. Notebook 01 takes this pitfall up in full.
 
 # %% [markdown]
-# ## From bytes to $[0, 1]$ · deeper
+# ## From bytes to $[0, 1]$ · core
 #
-# On disk, every pixel is one byte: an integer from 0 to 255 (`torch.uint8`). torchvision can
-# read the very files the course staged; its `.data` attribute holds the raw bytes:
+# The models of this course read each pixel as a probability: the chance that the pixel is
+# ink. So every pixel they see must be a number in $[0, 1]$ (the deeper section *Why pixels
+# must lie in $[0, 1]$* above shows what goes wrong otherwise). On disk, though, every pixel is
+# one byte: an integer from 0 to 255 (`torch.uint8`). torchvision can read the very files the
+# course staged; its `.data` attribute holds the raw bytes:
 
 # %%
 from torchvision.datasets import MNIST
@@ -425,16 +434,41 @@ print("uint8:", ink.item(), "+ 10 =", (ink + 10).item())      # 265 wraps around
 print("float:", ink.item() / 255, "+ 10/255 =", ((ink.float() + 10) / 255).clamp(max=1).item())
 assert (ink + 10).item() == 9
 
+
 # %% [markdown]
 # The fix is to convert to floating point *before* any arithmetic, and to divide by 255 so that
-# 0 maps to 0.0 and 255 to exactly 1.0. That is your first exercise.
+# 0 maps to 0.0 and 255 to exactly 1.0.
+#
+# **Your turn (5 min).** Write `to_unit_interval(raw)`: it takes a `uint8` tensor of any shape
+# (such as `raw`, `[60000, 28, 28]`) and returns a float tensor of the same shape with values
+# in $[0, 1]$: 0 → 0.0, 255 → 1.0. The self-check below tries your function on every byte
+# value and names the usual mistakes (integer division, dividing by 256, dividing twice);
+# then the cell compares your pixels with those that `companion.data.load` gives every
+# notebook.
+
+# %% tags=["solution"]
+def to_unit_interval(raw: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels 0..255 -> float32 pixels in [0, 1]."""
+    return raw.float() / 255
+
+
+# %%
+checks.check_to_unit_interval(to_unit_interval)
+with skip_if_unwritten():                      # runs once to_unit_interval is written
+    mine = to_unit_interval(raw).unsqueeze(1).float()          # [60000, 1, 28, 28]
+    gap = (mine - load("mnist", "train").images.cpu()).abs().max().item()
+    print(f"largest difference from what companion.data.load returns: {gap:g}")
+    assert gap < 1e-6
+
+# %% [markdown]
+# ### Dividing by 256 · deeper
 #
 # > **Pitfall: dividing by 256.** The R torch book's VAE chapter converts the Kuzushiji-MNIST
 # > bytes to float and divides by 256. Nothing crashes, and no pixel moves by more than
 # > 1/256, but full ink becomes 255/256 = 0.996: no target ever reaches 1, and a full-ink
 # > pixel, whose least BCE was 0, now costs 0.026 nats even for a perfect decoder.
 # > Measure what this does to the least possible BCE of an image (the decoder that predicts
-# > $p = x$ for every pixel; Exercise 3 below comes back to this floor).
+# > $p = x$ for every pixel; Exercise 2 below comes back to this floor).
 
 # %%
 scaled = raw[:1000].unsqueeze(1).double()                     # 1000 training images, 0..255
@@ -457,29 +491,7 @@ assert 1.0 < floor[256] - floor[255] < 1.5
 # %% [markdown]
 # ## Exercises
 #
-# ### Exercise 1: bytes to pixels
-#
-# Write `to_unit_interval(raw)` that turns a `uint8` tensor of any shape into a float tensor of
-# the same shape with values in $[0, 1]$: 0 → 0.0, 255 → 1.0. The self-check tries your
-# function on every byte value and names the usual mistakes (integer division, dividing by
-# 256, dividing twice).
-
-# %% tags=["solution"]
-def to_unit_interval(raw: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels 0..255 -> float32 pixels in [0, 1]."""
-    return raw.float() / 255
-
-
-# %%
-checks.check_to_unit_interval(to_unit_interval)
-with skip_if_unwritten():                      # runs once to_unit_interval is written
-    same = torch.equal(to_unit_interval(raw).unsqueeze(1), train["mnist"].images.cpu())
-    print("identical to what companion.data.load returns:", same)
-    assert same
-
-
-# %% [markdown]
-# ### Exercise 2: the average image of each class
+# ### Exercise 1: the average image of each class
 #
 # Write `class_means(images, labels, n_classes)` that returns a tensor `[n_classes, 1, 28, 28]`
 # whose row `c` is the mean of all images with label `c`. (Hint: `images[labels == c]` selects
@@ -505,18 +517,20 @@ with skip_if_unwritten():                      # runs once class_means is writte
                     title=f"{name}: mean training image of each class")
     plt.tight_layout()
     plt.show()
+assert len(set(torch.bincount(train["mnist"].labels).tolist())) > 1           # unequal classes
 if "fashion-mnist" in train:
     assert len(set(torch.bincount(train["fashion-mnist"].labels).tolist())) == 1  # balanced
 
 
 # %% [markdown]
-# MNIST's class means are blurry but readable digits; Fashion-MNIST's are mostly clear
-# silhouettes (sandals, with their many shapes, are the exception), because garments are
-# photographed centred and in a standard pose. The counts show one more difference: MNIST's
-# classes are not equally large, Fashion-MNIST's are.
+# Once `class_means` runs, compare the rows: are MNIST's average digits readable, and how sharp
+# are Fashion-MNIST's average garments? Garments are photographed centred and in a standard
+# pose; handwriting is not. The class sizes differ too: MNIST's classes are not equally large,
+# Fashion-MNIST's are (the last lines of the cell check both, whether or not you have written
+# `class_means`).
 
 # %% [markdown]
-# ### Exercise 3: the floor of the reconstruction loss
+# ### Exercise 2: the floor of the reconstruction loss
 #
 # You saw that, for one pixel, the BCE is smallest at $p = x$, where it equals the binary
 # entropy $H(x)$. So even a perfect decoder cannot bring an image's Bernoulli loss below
@@ -548,15 +562,16 @@ with skip_if_unwritten():                      # runs once bce_floor is written
     assert (bernoulli_nll(torch.logit(x, eps=1e-9) + 0.1, x) > bce_floor(x)).all()
 
 # %% [markdown]
-# Keep these numbers in mind. When later notebooks report a reconstruction term for MNIST, it
-# can approach the floor but never pass it, and the gap — not the raw number — is what a
-# better model can still win. Fashion-MNIST's floor is much higher because its pixels are
-# greyer: grey pixels are uncertain coin flips, so even the best prediction pays for them.
+# Compare the printed floors of the datasets you have, and keep MNIST's in mind. When later
+# notebooks report a reconstruction term for MNIST, it can approach the floor but never pass
+# it, and the gap — not the raw number — is what a better model can still win. The greyer a
+# dataset's pixels, the higher its floor: a grey pixel is an uncertain coin flip, so even the
+# best prediction pays for it.
 
 # %% [markdown]
 # ## Summary
 #
-# - The course builds a VAE from its parts in nine notebooks; `make course` runs them all
+# - The course builds a VAE from its parts in eleven notebooks (00–10); `make course` runs them all
 #   (`COURSE_FAST=1` for the quick version), `make lab` opens them, `make test` checks them.
 # - `companion.data.load(name, split)` gives float images `[N, 1, 28, 28]` in $[0, 1]$ from
 #   checksum-verified files and tells you where they came from; a dataset that cannot be
@@ -566,7 +581,7 @@ with skip_if_unwritten():                      # runs once bce_floor is written
 #   deviation are the familiar 0.1307 and 0.3081.
 # - The Bernoulli likelihood (BCE) needs pixels in $[0, 1]$: there it is $\ge$ the binary
 #   entropy of the image, which is $\ge 0$. Mean/std-normalised pixels make it unbounded below.
-# - Convert bytes with `raw.float() / 255` — to float first, then divide, by 255.
+# - Convert bytes to pixels in $[0, 1]$ by converting to float first, then dividing by 255.
 #
 # ## References
 #

@@ -42,6 +42,7 @@ from torch import nn
 import companion
 from companion import settings
 from companion.checkpoints import train_or_load
+from companion.checks import autoencoders as checks
 from companion.data import Batches, ImageSet, load
 from companion.introspect import summary
 from companion.latent import (encode_all, fit_class_gaussians, grid, knn_classify,
@@ -71,24 +72,53 @@ print(f"{len(train)} training and {len(test)} test images, {EPOCHS} epochs")
 assert len(train) == N_TRAIN and len(test) == N_TEST
 
 # %% [markdown]
-# ## 1. Why compress? · deeper
+# ## 1. The best linear code: PCA · core
 #
-# An MNIST image is 784 numbers, one per pixel. If you pick 784 numbers at random you get
-# noise, never a digit: handwritten digits fill a tiny corner of the space of all images.
-# That corner has structure. A stroke is a chain of neighbouring dark pixels, a "1" is mostly
-# a slant and a thickness. So a handful of numbers may be enough to say which digit you are
-# looking at and how it was written.
+# An MNIST image is 784 numbers, one per pixel, but handwritten digits have structure: a
+# stroke is a chain of neighbouring dark pixels, a "1" is mostly a slant and a thickness. So a
+# handful of numbers may be enough to say which digit you are looking at and how it was
+# written. This notebook squeezes each digit into **two** numbers, and first measures how well
+# the best *linear* squeeze does.
 #
-# A first way to test that: principal component analysis (PCA). It finds the directions in
-# pixel space along which the images vary most. If a few directions carry most of the
-# variance, the images are compressible.
+# Principal component analysis (PCA) finds the directions $V$ in pixel space along which the
+# images vary most. Keep the first two and you have a 2-number code
+# $z = V_2^\top (x - \bar x)$ and a decoder $\hat x = V_2 z + \bar x$. On the images it was
+# fitted to, no other linear code of two numbers has a smaller squared error (the
+# Eckart–Young theorem), so it is the baseline an autoencoder has to beat. The simplest
+# baseline of all keeps zero numbers and answers every image with the mean image $\bar x$.
 
 # %%
 x = load("mnist", "train").images[:10_000].flatten(1)   # [10000, 784], the same in both modes
 pixel_mean = x.mean(dim=0)                                # [784]
 _, s, vt = torch.linalg.svd(x - pixel_mean, full_matrices=False)   # rows of vt: directions
-explained = s.pow(2).cumsum(0) / s.pow(2).sum()           # variance kept by the first k
 
+
+def pca_encode(images: torch.Tensor) -> torch.Tensor:
+    return (images.flatten(1) - pixel_mean) @ vt[:2].T          # [N, 784] -> [N, 2]
+
+
+def pca_decode(z: torch.Tensor) -> torch.Tensor:
+    return (z @ vt[:2] + pixel_mean).view(-1, 1, 28, 28)        # [N, 2] -> [N, 1, 28, 28]
+
+
+def squared_error_on_test(reconstruction: torch.Tensor) -> float:
+    """Squared error summed over the pixels, averaged over the test images."""
+    return (reconstruction - test.images).pow(2).flatten(1).sum(1).mean().item()
+
+
+baselines = {"mean image (0 numbers)": squared_error_on_test(pixel_mean.view(1, 1, 28, 28)),
+             "PCA (2 numbers)": squared_error_on_test(pca_decode(pca_encode(test.images)))}
+assert baselines["PCA (2 numbers)"] < baselines["mean image (0 numbers)"]
+
+# %% [markdown]
+# ### How compressible are digits? · deeper
+#
+# If you pick 784 numbers at random you get noise, never a digit: handwritten digits fill a
+# tiny corner of the space of all images. PCA measures how small: if a few directions carry
+# most of the variance, the images are compressible.
+
+# %%
+explained = s.pow(2).cumsum(0) / s.pow(2).sum()           # variance kept by the first k
 for k in (2, 10, 50, 150):
     print(f"{k:3d} of 784 directions keep {explained[k - 1]:.0%} of the pixel variance")
 assert explained[49] > 0.75
@@ -107,30 +137,6 @@ plt.show()
 # %% [markdown]
 # Random pixels look nothing like digits, and the curve climbs steeply: a few dozen directions
 # out of 784 carry most of the variation.
-#
-# PCA is a *linear* compressor. Keep the first two directions and you have a 2-number code
-# $z = V_2^\top (x - \bar x)$ and a decoder $\hat x = V_2 z + \bar x$. On the images it was
-# fitted to, no other linear code of two numbers has a smaller squared error (the
-# Eckart–Young theorem), so it is the baseline an autoencoder has to beat. The simplest
-# baseline of all keeps zero numbers and answers every image with the mean image $\bar x$.
-
-# %%
-def pca_encode(images: torch.Tensor) -> torch.Tensor:
-    return (images.flatten(1) - pixel_mean) @ vt[:2].T          # [N, 784] -> [N, 2]
-
-
-def pca_decode(z: torch.Tensor) -> torch.Tensor:
-    return (z @ vt[:2] + pixel_mean).view(-1, 1, 28, 28)        # [N, 2] -> [N, 1, 28, 28]
-
-
-def squared_error_on_test(reconstruction: torch.Tensor) -> float:
-    """Squared error summed over the pixels, averaged over the test images."""
-    return (reconstruction - test.images).pow(2).flatten(1).sum(1).mean().item()
-
-
-baselines = {"mean image (0 numbers)": squared_error_on_test(pixel_mean.view(1, 1, 28, 28)),
-             "PCA (2 numbers)": squared_error_on_test(pca_decode(pca_encode(test.images)))}
-
 
 # %% [markdown]
 # ## 2. The autoencoder · core
@@ -187,9 +193,30 @@ assert isinstance(ours.encoder[-1], nn.Linear) and isinstance(ours.decoder[-1], 
 
 
 # %% [markdown]
+# The network outputs logits; the objective above compares the image with the pixels they
+# stand for, $\hat x = \sigma(\text{logits})$.
+#
+# **Your turn (5 min).** Write that loss: `squared_error_loss(logits, x)` takes the decoder's
+# logits and the images, both `[N, 1, 28, 28]`, and returns $\lVert x - \sigma(\text{logits})
+# \rVert^2$ for each image, the squared differences summed over its 784 pixels: one number
+# per image, shape `[N]` (training averages them over a batch). The self-check names the
+# usual mistakes; the cells below score the trained networks with your function once it
+# passes.
+
+# %% tags=["solution"]
+def squared_error_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """||x - sigmoid(logits)||^2, summed over the pixels of each image: [N]."""
+    return (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(dim=1)
+
+
+# %%
+squared_error_loss = checks.check_squared_error_loss(squared_error_loss)
+
+
+# %% [markdown]
 # The 2018 journal-club notebook used a slimmer network, 784-100-2-100-784. You will train
-# both with the squared error between the image and $\sigma(\text{logits})$
-# (`companion.losses.squared_error`), with Adam at learning rate $10^{-3}$ and batches of 128.
+# both with this squared error (the course's copy is `companion.losses.squared_error`), with
+# Adam at learning rate $10^{-3}$ and batches of 128.
 # The loss belongs to the model: `Autoencoder(..., likelihood="squared_error")` trains on it,
 # and `evaluate(model, test)` reports it. `train_or_load` trains a model once and caches it, so
 # running the notebook again loads it.
@@ -225,12 +252,15 @@ plt.show()
 
 # %% [markdown]
 # The dashed lines are the two baselines from section 1. After one epoch both networks are
-# already below them, and they keep improving; the wider network stays ahead. The numbers:
+# already below them, and they keep improving; the wider network stays ahead. The numbers,
+# scored with your `squared_error_loss`:
 
 # %% tags=["nbval-ignore-output"]
 errors = dict(baselines)
-errors["autoencoder 784-100-2-100-784"] = evaluate(slim, test).total   # its own loss, per image
-errors["autoencoder 784-400-2-400-784"] = evaluate(ae, test).total
+for name, model in [("autoencoder 784-100-2-100-784", slim), ("autoencoder 784-400-2-400-784", ae)]:
+    with torch.no_grad():
+        errors[name] = squared_error_loss(model(test.images), test.images).mean().item()
+    assert math.isclose(errors[name], evaluate(model, test).total, rel_tol=1e-4)  # its own loss
 for name, value in errors.items():
     print(f"{name:32s} {value:6.2f}")
 wide, narrow = errors["autoencoder 784-400-2-400-784"], errors["autoencoder 784-100-2-100-784"]
@@ -475,7 +505,7 @@ assert min(fixed.loss) > 0 and fixed.loss[-1] < fixed.loss[0]
 
 # %% [markdown]
 # Positive and decreasing, as a negative log-likelihood should be. How low *can* it go? Not to
-# zero: notebook 00 (its exercise 3) showed that no decoder can bring an image's BCE below
+# zero: notebook 00 (its exercise 2) showed that no decoder can bring an image's BCE below
 # the entropy of its pixels, $\sum_i H(x_i)$. Compare the Bernoulli autoencoder with that
 # floor; the gap is what the two-number bottleneck costs.
 
@@ -488,16 +518,21 @@ print(f"test BCE {test_bce:.1f} nats per image; floor {floor:.1f}; gap {test_bce
 assert test_bce > floor > 0
 
 # %% [markdown]
-# ## 6. Can a plain autoencoder generate? · deeper
+# ## 6. Can a plain autoencoder generate? · core
 #
 # The decoder turns any two numbers into an image. So why not pick random codes, decode them,
-# and get new digits? To do that you need to know *which* random codes. Try the obvious
-# choice first, a standard normal $z \sim \mathcal N(0, I)$, and compare it with where the
-# codes of real images actually are.
+# and get new digits? To do that you need to know *which* random codes. Take the
+# 784-400-2-400-784 autoencoder trained with the Bernoulli loss, a binary cross-entropy that
+# suits MNIST's nearly black-and-white pixels (the deeper section *Squared error or
+# Bernoulli?* trains it; here it loads from the cache), and try the obvious choice, a
+# standard normal $z \sim \mathcal N(0, I)$. Where do the codes of real images actually lie?
 
 # %% tags=["nbval-ignore-output"]
-test_codes = encode_all(ae_bce, test)             # [N_TEST, 2]
-train_codes = encode_all(ae_bce, probe_set)       # [N_PROBE, 2]
+torch.manual_seed(0)
+ae_bce = Autoencoder(latent_dim=2, hidden=400, likelihood="bernoulli").to(device)
+train_or_load(ae_bce, train, test, epochs=EPOCHS, seed=0, progress=False)   # loads once trained
+known = train.subset(settings.pick(10_000, 2_000))   # training images that show where codes lie
+test_codes, train_codes = encode_all(ae_bce, test), encode_all(ae_bce, known)   # [N, 2] each
 lo, hi = test_codes.min(dim=0).values, test_codes.max(dim=0).values
 sd = test_codes.std(dim=0)
 print(f"z1 ranges over [{lo[0]:.1f}, {hi[0]:.1f}], z2 over [{lo[1]:.1f}, {hi[1]:.1f}]")
@@ -509,19 +544,63 @@ assert inside < 0.9
 
 # %% [markdown]
 # Nothing in the training asked the codes to have any particular size, and they do not look
-# like draws from $\mathcal N(0, I)$. The Hasktorch tutorial (10 Days of Grad) also found
-# large values coming out of an encoder, that of its *VAE*, whose means $\mu$ it plots for the
-# test set. It blamed the unbounded ReLU and suggested `tanh` instead. That VAE's ReLU sits on
-# the hidden layer (its $\mu$ head is linear, like this course's code layer); a `tanh` there
-# would bound the hidden units, and with them how far a linear head can reach. This
-# autoencoder has the same ReLU hidden layer and a linear code layer, and its codes reach large
-# values, negative ones too.
+# like draws from $\mathcal N(0, I)$. Worse, **the scale of the codes is arbitrary**. Multiply
+# the encoder's last layer by $c$, so every code becomes $c\,z$, and divide the weights of the
+# decoder's first layer by $c$. That layer computes $W z + b$, and $(W / c)(c\,z) + b = W z + b$:
+# the twin network reconstructs every image exactly as before, so it has exactly the same
+# loss. The training objective cannot prefer one scale over another, so nothing tells you
+# which distribution to draw codes from. (The deeper part at the end of this section builds
+# the twin and samples from both.)
 #
-# The deeper reason is that **the scale of the codes is arbitrary**. Multiply the encoder's
-# last layer by $c$, so every code becomes $c\,z$, and divide the weights of the decoder's
-# first layer by $c$. That layer computes $W z + b$, and $(W / c)(c\,z) + b = W z + b$: the twin
-# network reconstructs every image exactly as before, so it has exactly the same loss. The
-# training objective cannot prefer one scale over another.
+# Suppose you sidestep the scale problem and sample uniformly over the box that holds the
+# test codes. The next problem is **holes**: regions of the box where no real image has its
+# code. The decoder was never trained there, and what it draws there is anybody's guess.
+#
+# To find the holes, measure how far a point is from the nearest code of a training image.
+# Call a point "in a hole" when it is farther than 99 % of the *test* codes are, so real
+# unseen digits almost never count as holes.
+
+# %% tags=["nbval-ignore-output"]
+radius = nearest_distance(test_codes, train_codes).quantile(0.99)
+points = grid((lo[0].item(), hi[0].item()), (lo[1].item(), hi[1].item()), steps=15).to(device)
+in_hole = nearest_distance(points, train_codes) > radius
+print(f"hole radius {radius:.2f}; {in_hole.float().mean():.0%} of a 15 x 15 grid "
+      f"over the box of test codes lies in holes")
+assert 0 < in_hole.float().mean() < 1
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+scatter_latent(test_codes, test.labels, ax=axes[0], title="Test codes and a grid over their box")
+axes[0].scatter(*points[~in_hole].T.cpu(), marker="+", c="k", s=30, label="near data")
+axes[0].scatter(*points[in_hole].T.cpu(), marker="x", c="r", s=30, label="in a hole")
+axes[0].legend(loc="lower right")
+show_images(torch.sigmoid(ae_bce.decode(points)).detach(), nrow=15, ax=axes[1],
+            title="The grid decoded (same layout)")
+plt.show()
+
+# %% [markdown]
+# Near the codes of real digits the decoded grid shows clear digits that morph into each
+# other; along the long streak of 1s, for example, the slant and the thickness change
+# gradually. In the holes (red crosses) it shows thick smeared shapes, or stretched copies of
+# whichever digit lies in that direction.
+#
+# **The lesson.** A plain autoencoder learns codes that are good for reconstruction and
+# nothing else. Their scale is arbitrary, their shape is whatever the training found, and
+# the space between them is unused. To generate, you want the opposite: a fixed, simple
+# distribution $p(z)$ to sample from, and a decoder that has learned to turn *every* likely
+# $z$ into a plausible image. The variational autoencoder gets both by adding a term to the
+# loss that pulls each code towards $\mathcal N(0, I)$; the next notebooks derive it.
+
+# %% [markdown]
+# ### The scale, tried out · deeper
+#
+# The Hasktorch tutorial (10 Days of Grad) also found large values coming out of an encoder,
+# that of its *VAE*, whose means $\mu$ it plots for the test set. It blamed the unbounded ReLU
+# and suggested `tanh` instead. That VAE's ReLU sits on the hidden layer (its $\mu$ head is
+# linear, like this course's code layer); a `tanh` there would bound the hidden units, and
+# with them how far a linear head can reach. This autoencoder has the same ReLU hidden layer
+# and a linear code layer, and its codes reach large values, negative ones too; the deeper
+# reason is the arbitrary scale. Build the twin with $c = 10$:
 
 # %%
 c = 10.0
@@ -557,9 +636,9 @@ assert spread["its twin (c = 10)"] < spread["autoencoder"]
 
 # %% tags=["nbval-ignore-output"]
 draws = torch.randn(2_000, 2, generator=torch.Generator().manual_seed(4)).to(device)
-landed = {"real training images": probe_set.labels,
-          "N(0, I), autoencoder": knn_classify(draws, train_codes, probe_set.labels),
-          "N(0, I), twin": knn_classify(draws / c, train_codes, probe_set.labels)}  # twin: z/c
+landed = {"real training images": known.labels,
+          "N(0, I), autoencoder": knn_classify(draws, train_codes, known.labels),
+          "N(0, I), twin": knn_classify(draws / c, train_codes, known.labels)}  # twin: z/c
 print(f"{'share of class':22s}" + "".join(f"{k:>5d}" for k in range(10)))
 shares = {name: labels.bincount(minlength=10) / len(labels) for name, labels in landed.items()}
 for name, share in shares.items():
@@ -571,45 +650,16 @@ assert shares["N(0, I), autoencoder"].min() < 0.02 and shares["N(0, I), twin"].m
 # Every digit makes up about a tenth of the data. The standard-normal draws miss some classes
 # almost entirely and overrepresent others, and the twin's draws crowd into a few classes.
 # Nothing fixes the scale, so nothing tells you which distribution to draw from.
-#
-# Suppose you sidestep the scale problem and sample uniformly over the box that holds the
-# test codes. The next problem is **holes**: regions of the box where no real image has its
-# code. The decoder was never trained there, and what it draws there is anybody's guess.
-#
-# To find the holes, measure how far a point is from the nearest code of a training image.
-# Call a point "in a hole" when it is farther than 99 % of the *test* codes are, so real
-# unseen digits almost never count as holes.
-
-# %% tags=["nbval-ignore-output"]
-radius = nearest_distance(test_codes, train_codes).quantile(0.99)
-points = grid((lo[0].item(), hi[0].item()), (lo[1].item(), hi[1].item()), steps=15).to(device)
-in_hole = nearest_distance(points, train_codes) > radius
-print(f"hole radius {radius:.2f}; {in_hole.float().mean():.0%} of a 15 x 15 grid "
-      f"over the box of test codes lies in holes")
-assert 0 < in_hole.float().mean() < 1
-
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
-scatter_latent(test_codes, test.labels, ax=axes[0], title="Test codes and a grid over their box")
-axes[0].scatter(*points[~in_hole].T.cpu(), marker="+", c="k", s=30, label="near data")
-axes[0].scatter(*points[in_hole].T.cpu(), marker="x", c="r", s=30, label="in a hole")
-axes[0].legend(loc="lower right")
-show_images(torch.sigmoid(ae_bce.decode(points)).detach(), nrow=15, ax=axes[1],
-            title="The grid decoded (same layout)")
-plt.show()
 
 # %% [markdown]
-# Near the codes of real digits the decoded grid shows clear digits that morph into each
-# other; along the long streak of 1s, for example, the slant and the thickness change
-# gradually. In the holes (red crosses) it shows thick smeared shapes, or stretched copies of
-# whichever digit lies in that direction.
+# ### Sampling from a Gaussian per class · deeper
 #
 # The journal-club notebook tried a smarter idea: fit a Gaussian to the codes of each class
 # and sample from it. This avoids the scale problem, because the Gaussians are fitted to
 # where the codes really are. Does it avoid the holes?
 
 # %%
-gaussians = fit_class_gaussians(train_codes, probe_set.labels)
+gaussians = fit_class_gaussians(train_codes, known.labels)
 z, wanted = gaussians.sample_each(8, generator=torch.Generator().manual_seed(2))   # [80, 2]
 images = torch.sigmoid(ae_bce.decode(z)).detach()
 show_images(images, nrow=8, labels=[f"class {k}" for k in range(10)],
@@ -626,8 +676,8 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 z, wanted = gaussians.sample_each(200, generator=torch.Generator().manual_seed(3))
 hole_rate = (nearest_distance(z, train_codes) > radius).float().mean().item()
-right_class = (knn_classify(z, train_codes, probe_set.labels) == wanted).float().mean().item()
-real = (knn_classify(test_codes, train_codes, probe_set.labels) == test.labels).float().mean()
+right_class = (knn_classify(z, train_codes, known.labels) == wanted).float().mean().item()
+real = (knn_classify(test_codes, train_codes, known.labels) == test.labels).float().mean()
 print(f"class-Gaussian samples: {hole_rate:.1%} in holes, {right_class:.1%} among their class")
 real_holes = (nearest_distance(test_codes, train_codes) > radius).float().mean().item()
 print(f"real test codes:        {real_holes:.1%} in holes, {real:.1%} among their class")
@@ -640,14 +690,8 @@ assert hole_rate > real_holes and right_class < real
 # is visible in the scatter plot: the codes of a class do not form an elliptical blob but
 # long or bent shapes pressed against other classes, so a Gaussian fitted to them spills into
 # empty space and into the neighbours.
-#
-# **The lesson.** A plain autoencoder learns codes that are good for reconstruction and
-# nothing else. Their scale is arbitrary, their shape is whatever the training found, and
-# the space between them is unused. To generate, you want the opposite: a fixed, simple
-# distribution $p(z)$ to sample from, and a decoder that has learned to turn *every* likely
-# $z$ into a plausible image. The variational autoencoder gets both by adding a term to the
-# loss that pulls each code towards $\mathcal N(0, I)$; the next notebooks derive it.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # ### Exercise 1: the Bernoulli loss from logits
@@ -680,31 +724,32 @@ check_bce_from_logits(bce_from_logits)
 
 # %% [markdown]
 # Why the care? Run the trained Bernoulli autoencoder on the test set and score it three
-# ways: with your function, with the sigmoid first and then the logs, and with the same
-# plus $10^{-10}$ inside each log, the guard that the Hasktorch tutorial uses.
+# ways: from the logits (what your function and `bernoulli_nll` compute), with the sigmoid
+# first and then the logs, and with the same plus $10^{-10}$ inside each log, the guard that
+# the Hasktorch tutorial uses.
 
 # %% tags=["nbval-ignore-output"]
 with torch.no_grad():
     logits = ae_bce(test.images)                                        # [N_TEST, 1, 28, 28]
+exact = bernoulli_nll(logits, test.images)                              # [N_TEST], from the logits
+p, ink = torch.sigmoid(logits), test.images
+shortcuts = {"sigmoid, then log": -(ink * p.log() + (1 - ink) * (1 - p).log()),
+             "sigmoid, then log(. + 1e-10)": -(ink * (p + 1e-10).log()
+                                               + (1 - ink) * (1 - p + 1e-10).log())}
+print(f"the decoder's logits range from {logits.min():.1f} to {logits.max():.1f}")
+broken, error = {}, {}
+for name, per_pixel in shortcuts.items():
+    loss = per_pixel.flatten(1).sum(1)                                  # [N_TEST]
+    broken[name] = (~loss.isfinite()).sum().item()
+    error[name] = (loss - exact)[loss.isfinite()].abs().max().item()
+    print(f"{name:29s} {broken[name]:4d} images get an infinite or NaN loss, "
+          f"the others are off by up to {error[name]:.2g} nats")
+if TRAINED:   # a decoder trained this long is sure enough of some pixels to break both
+    assert broken["sigmoid, then log"] > 0
+    assert broken["sigmoid, then log(. + 1e-10)"] == 0 and error["sigmoid, then log(. + 1e-10)"] > 1
 with skip_if_unwritten():                           # runs once bce_from_logits is written
-    exact = bce_from_logits(logits, test.images)                        # [N_TEST]
-    assert torch.allclose(exact, bernoulli_nll(logits, test.images), rtol=1e-4, atol=1e-2)
-    p, ink = torch.sigmoid(logits), test.images
-    shortcuts = {"sigmoid, then log": -(ink * p.log() + (1 - ink) * (1 - p).log()),
-                 "sigmoid, then log(. + 1e-10)": -(ink * (p + 1e-10).log()
-                                                   + (1 - ink) * (1 - p + 1e-10).log())}
-    print(f"the decoder's logits range from {logits.min():.1f} to {logits.max():.1f}")
-    broken, error = {}, {}
-    for name, per_pixel in shortcuts.items():
-        loss = per_pixel.flatten(1).sum(1)                              # [N_TEST]
-        broken[name] = (~loss.isfinite()).sum().item()
-        error[name] = (loss - exact)[loss.isfinite()].abs().max().item()
-        print(f"{name:29s} {broken[name]:4d} images get an infinite or NaN loss, "
-              f"the others are off by up to {error[name]:.2g} nats")
-    if TRAINED:   # a decoder trained this long is sure enough of some pixels to break both
-        assert broken["sigmoid, then log"] > 0
-        assert (broken["sigmoid, then log(. + 1e-10)"] == 0
-                and error["sigmoid, then log(. + 1e-10)"] > 1)
+    assert torch.allclose(bce_from_logits(logits, test.images), exact, rtol=1e-4, atol=1e-2)
+    print("bce_from_logits agrees with bernoulli_nll on every test image")
 
 
 # %% [markdown]

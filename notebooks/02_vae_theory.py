@@ -64,24 +64,11 @@ companion.setup(seed=0, datasets=["mnist"])
 assert source_of("mnist") != "not staged"
 
 # %% [markdown]
-# ## 1. A model with a hidden cause · core
-#
-# A VAE tells a two-step story of how an image comes about. First a code $z$ is drawn from a
-# simple distribution, the **prior** $p(z) = \mathcal N(0, I)$. Then the decoder turns $z$ into
-# one probability per pixel, and each pixel is drawn from a Bernoulli distribution with that
-# probability: that is the **likelihood** $p_\theta(x\mid z)$. You never see $z$; it is *latent*.
-#
-# The probability that the story produces a given image $x$ adds up every code that could have
-# produced it:
-#
-# $$p_\theta(x) = \int p_\theta(x\mid z)\,p(z)\,dz = \mathbb E_{z\sim p(z)}\big[p_\theta(x\mid z)\big].$$
-#
-# Fitting the model by maximum likelihood means making $\sum_i \log p_\theta(x_i)$ as large as
-# possible over the training images. Everything in this notebook is about that one integral.
-#
-# To have a real decoder to look at, train the course's MLP VAE (20 latent dimensions) for a
-# few epochs. The objective it trains with is the subject of this notebook: take it on trust for
-# now, and by section 3 you will have derived it.
+# The notebook studies one trained model: the course's MLP VAE with 20 latent dimensions,
+# trained for a few epochs on MNIST (the first run trains it, later runs load it from the
+# cache). The objective it trains with is the subject of this notebook: take it on trust for
+# now, and by section 3 you will have derived it. `x` holds the test digits that the sections
+# below study.
 
 # %% tags=["nbval-ignore-output"]
 device = settings.device()
@@ -94,16 +81,39 @@ vae.eval().requires_grad_(False)        # from here on the model is fixed: only 
 print("training loss per epoch (-ELBO on grey pixels, per image):",
       [round(v, 1) for v in history.loss])
 assert history.loss[-1] < 784 * math.log(2)   # better than a coin flip for every pixel
+x = test.images[:settings.pick(100, 20)]       # [N, 1, 28, 28] the test digits studied below
 
 # %% [markdown]
+# ## 1. A model with a hidden cause · core
+#
+# A VAE tells a two-step story of how an image comes about. First a code $z$ is drawn from a
+# simple distribution, the **prior** $p(z) = \mathcal N(0, I)$. Then the decoder turns $z$ into
+# one probability per pixel, and each pixel is drawn from a Bernoulli distribution with that
+# probability: that is the **likelihood** $p_\theta(x\mid z)$. You never see $z$; it is *latent*.
+#
+# A Bernoulli distribution with probability $p$ is a biased coin: it gives 1 (ink) with
+# probability $p$ and 0 with probability $1 - p$, so pixel $i$ takes its value $x_i$ with
+# probability $p_i^{x_i}(1 - p_i)^{1 - x_i}$. Over the 784 pixels,
+# $\log p_\theta(x\mid z) = \sum_i \big[x_i \log p_i + (1 - x_i)\log(1 - p_i)\big]$: minus the
+# binary cross-entropy, which `companion.losses.bernoulli_nll` computes from the decoder's
+# logits.
+#
+# The probability that the story produces a given image $x$ adds up every code that could have
+# produced it:
+#
+# $$p_\theta(x) = \int p_\theta(x\mid z)\,p(z)\,dz = \mathbb E_{z\sim p(z)}\big[p_\theta(x\mid z)\big].$$
+#
+# Fitting the model by maximum likelihood means making $\sum_i \log p_\theta(x_i)$ as large as
+# possible over the training images. Everything in this notebook is about that one integral.
+#
 # **A word on the unit.** MNIST pixels are grey levels in $[0, 1]$, and the Bernoulli
 # "likelihood" the decoder gives a grey value is not the probability of anything (notebook 05
 # binarizes the images for this reason). So every number of nats on MNIST in this notebook,
-# the loss above and every "$\log p(x)$" below, is a training loss on grey pixels: compare
+# the training loss printed in the setup and every "$\log p(x)$" below, is a training loss on grey pixels: compare
 # such numbers with each other, never with published log-likelihoods. The arguments do not
 # suffer: the integral, Jensen's inequality, importance sampling and the ELBO identity hold
 # for any positive function $p_\theta(x\mid z)$, normalised or not. The linear-Gaussian model
-# of sections 4 and 6 has true densities, and its numbers are true log-densities.
+# of sections 3, 4 and 6 has true densities, and its numbers are true log-densities.
 #
 # Here is the story run forwards: codes from the prior, decoded into pixel probabilities.
 
@@ -181,10 +191,9 @@ assert torch.allclose(same[:, 0], log_px_z, rtol=1e-4, atol=1e-2)
 #
 # The VAE's encoder supplies a good $r$ for each image: the Gaussian $q_\phi(z\mid x)$ around
 # the codes that explain $x$ (sections 3 and 5 say where it comes from). Compare the two
-# estimates on a hundred test digits (twenty in fast mode), using more and more samples.
+# estimates on the hundred test digits `x` (twenty in fast mode), using more and more samples.
 
 # %% tags=["nbval-ignore-output"]
-x = test.images[:settings.pick(100, 20)]
 n_prior, n_enc = settings.pick(100_000, 1_000), settings.pick(1_000, 100)
 start = time.perf_counter()
 log_w_prior = log_weights(vae, x, n_prior, "prior", torch.Generator().manual_seed(2))  # [S, N]
@@ -288,17 +297,20 @@ plt.show()
 # at any sampled $z$, so an average over a few samples estimates it without bias.
 #
 # Jensen's inequality holds for any distribution, including the empirical distribution of a
-# finite sample. So for the encoder's samples from section 2, the mean of the log-weights (a
-# Monte Carlo ELBO) must lie below the log of the mean weight (the estimate of $\log p(x)$),
-# image by image. That holds for any set of numbers, so the `assert` below checks the
-# arithmetic of the two lines, not the model:
+# finite sample. Take the VAE's encoder as $q$: for each test digit, draw $n$ codes
+# $z_k \sim q(z\mid x)$ and compute the log-weights $\log p_\theta(x, z_k) - \log q(z_k\mid x)$
+# (`log_weights(vae, x, n, "encoder")` returns them, `[n, N]`). Their mean is a Monte Carlo
+# ELBO; the log of the mean weight is an importance-sampling estimate of $\log p(x)$. The
+# first must lie below the second, image by image. That holds for any set of numbers, so the
+# `assert` below checks the arithmetic of the two lines, not the model:
 
 # %% tags=["nbval-ignore-output"]
-elbo_mc = log_w_enc.mean(0)                                   # [N] mean of log-weights
-log_px_is = torch.logsumexp(log_w_enc, 0) - math.log(n_enc)   # [N] log of the mean weight
+n = settings.pick(200, 50)                                    # codes per test digit
+log_w = log_weights(vae, x, n, "encoder", torch.Generator().manual_seed(3))   # [n, N]
+elbo_mc = log_w.mean(0)                                       # [N] mean of log-weights
+log_px_is = torch.logsumexp(log_w, 0) - math.log(n)           # [N] log of the mean weight
 print(f"mean over images: ELBO ≈ {elbo_mc.mean():.1f}, log p(x) ≈ {log_px_is.mean():.1f} nats")
 assert (elbo_mc <= log_px_is).all()   # always true (mean of logs <= log of mean): a code check
-
 
 # %% [markdown]
 # ### Via the gap to the true posterior
@@ -333,8 +345,75 @@ assert (elbo_mc <= log_px_is).all()   # always true (mean of logs <= log of mean
 #    the gap does, $\log p_\theta(x) \ge \mathcal L$. So the decoder ($\theta$) and the encoder
 #    (which sets $q$) can be trained together, on one objective.
 #
+# ### Checking the identity on a model you can solve
+#
 # You cannot check the boxed identity on the MNIST VAE: its posterior is as intractable as
-# $p_\theta(x)$. Section 4 builds a model in which you can.
+# $p_\theta(x)$. So take a model in which everything has a closed form. Replace the neural
+# decoder by a linear map with Gaussian noise:
+#
+# $$z \sim \mathcal N(0, I_K), \qquad x\mid z \sim \mathcal N(Wz + b,\ \sigma^2 I_D).$$
+#
+# `companion.models.linear_gaussian.LinearGaussian` knows this model's exact $\log p(x)$
+# (`log_marginal`), its exact posterior $p(z\mid x)$ (`posterior`), and the exact
+# $\mathrm{KL}(q\,\|\,p(z\mid x))$ of any Gaussian $q$ (`kl_to_posterior`); section 4 writes
+# out the formulas. Take one with $D = 4$ observed and $K = 2$ latent dimensions, and one
+# observation $x$.
+
+# %%
+lg = LinearGaussian.random(data_dim=4, latent_dim=2, sigma=1.0, seed=7)
+x_lg, _ = lg.sample(1, torch.Generator().manual_seed(0))          # one observation, [1, 4]
+post_mean, post_cov = lg.posterior(x_lg)                          # [1, 2], [2, 2]
+eye = torch.eye(2, dtype=torch.float64)
+print(f"x = {x_lg[0].numpy().round(3)}, exact log p(x) = {lg.log_marginal(x_lg).item():.4f}")
+
+
+# %% [markdown]
+# **Your turn (8 min).** The ELBO is the side of the identity that a VAE has to estimate.
+# Write `mc_elbo(model, x, mean, cov, n_samples, generator)`: for every row of `x` (`[N, D]`),
+# draw `n_samples` codes from $q = \mathcal N(\text{mean}, \text{cov})$ (`mean` is `[N, K]`,
+# `cov` is `[K, K]`) and return the average over the samples of
+# $\log p(x\mid z) + \log p(z) - \log q(z\mid x)$: one number per row, shape `[N]`. Useful
+# pieces: `sample_gaussian(mean, cov, n, generator)` returns `[n, N, K]` draws;
+# `model.log_likelihood(x, z)` and `model.log_prior(z)` return `[n, N]`;
+# `full_gaussian_log_density(z, mean, cov)` gives $\log q(z)$, also `[n, N]`. The self-check
+# names the usual mistakes; the cell after it uses your estimator to test the identity.
+
+# %% tags=["solution"]
+def mc_elbo(model, x, mean, cov, n_samples, generator=None):
+    """Monte Carlo ELBO of q = N(mean, cov) for each row of x: [N]."""
+    z = sample_gaussian(mean, cov, n_samples, generator)                  # [S, N, K] z ~ q
+    log_w = model.log_likelihood(x, z) + model.log_prior(z) - full_gaussian_log_density(z, mean, cov)
+    return log_w.mean(0)                                                  # [N]
+
+
+# %%
+mc_elbo = checks.check_mc_elbo(mc_elbo)
+
+# %% [markdown]
+# Now test the identity with three choices of $q$: the prior, the posterior shifted by 0.5, and
+# the exact posterior. For each, estimate the ELBO with `mc_elbo` and compare
+# $\log p(x) - \mathcal L$ with the exact $\mathrm{KL}(q\,\|\,p(z\mid x))$.
+
+# %% tags=["nbval-ignore-output"]
+three_q = {"prior N(0, I)": (torch.zeros(1, 2, dtype=torch.float64), eye),
+           "posterior, shifted": (post_mean + 0.5, post_cov),
+           "exact posterior": (post_mean, post_cov)}
+print(f"{'q':<20}{'ELBO (Monte Carlo)':>20}{'log p(x) - ELBO':>17}{'KL(q || p(z|x))':>17}")
+gaps = {}
+for name, (m, S) in three_q.items():
+    elbo = mc_elbo(lg, x_lg, m, S, 20_000, torch.Generator().manual_seed(8))   # [1]
+    gap, kl = lg.log_marginal(x_lg) - elbo, lg.kl_to_posterior(x_lg, m, S)
+    print(f"{name:<20}{elbo.item():20.3f}{gap.item():17.3f}{kl.item():17.3f}")
+    assert abs(gap - kl).item() < 0.05 + 0.04 * kl.item()   # equal up to Monte Carlo error (~5 sd)
+    gaps[name] = gap.item()
+assert max(gaps, key=gaps.get) == "prior N(0, I)" and abs(gaps["exact posterior"]) < 1e-4
+
+
+# %% [markdown]
+# The last two columns agree up to the Monte Carlo error of the estimate, and the gap is
+# largest for the prior, which knows nothing about $x$. For the exact posterior it vanishes,
+# and not only on average: with $q = p(z\mid x)$ every sample has the same log-weight,
+# $\log p(x, z) - \log p(z\mid x) = \log p(x)$, so even a single sample gives $\log p(x)$.
 #
 # ### The form a VAE trains with
 #
@@ -360,7 +439,6 @@ def log_normal(z, mu, logvar):
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu) ** 2 / logvar.exp()).sum(-1)
 
 
-n = settings.pick(200, 50)
 mu, logvar = vae.encode(x)                                              # [N, L] each
 eps = torch.randn(n, *mu.shape, generator=torch.Generator().manual_seed(4)).to(device)
 z = mu + (0.5 * logvar).exp() * eps                                     # [n, N, L] z ~ q(z|x)
@@ -395,16 +473,14 @@ assert ((joint_form - recon_form).abs() < 5 * stderr).all()
 #
 # For $\beta < 1$ the same identity runs the other way, $\mathcal L_\beta \ge \mathcal L$, and
 # $\mathcal L_\beta$ can rise above $\log p_\theta(x)$: it is then no bound at all. Section 6
-# shows each of these cases on the model of section 4.
+# shows each of these cases on the linear-Gaussian model.
 #
 # ## 4. A model where everything is tractable · deeper
 #
-# Replace the neural decoder by a linear map with Gaussian noise:
-#
-# $$z \sim \mathcal N(0, I_K), \qquad x\mid z \sim \mathcal N(Wz + b,\ \sigma^2 I_D).$$
-#
-# This is probabilistic PCA (Tipping & Bishop 1999). Every quantity of the previous section
-# now has a closed form, because everything is Gaussian:
+# The linear-Gaussian model of section 3,
+# $z \sim \mathcal N(0, I_K)$, $x\mid z \sim \mathcal N(Wz + b,\ \sigma^2 I_D)$,
+# is probabilistic PCA (Tipping & Bishop 1999). Every quantity of the previous section
+# has a closed form there, because everything is Gaussian:
 #
 # - the marginal: $p(x) = \mathcal N\big(b,\ WW^\top + \sigma^2 I\big)$;
 # - the posterior (Bayes' rule, completing the square):
@@ -416,13 +492,10 @@ assert ((joint_form - recon_form).abs() < 5 * stderr).all()
 #   $\mathrm{KL}(q\,\|\,\mathcal N(0, I))$.
 #
 # `companion.models.linear_gaussian` implements these formulas (its tests check them against
-# `torch.distributions` and against Bayes' rule at arbitrary $z$). Take a model with
-# $D = 4$ observed and $K = 2$ latent dimensions, and one observation $x$.
+# `torch.distributions` and against Bayes' rule at arbitrary $z$). For the model and the
+# observation $x$ of section 3:
 
 # %%
-lg = LinearGaussian.random(data_dim=4, latent_dim=2, sigma=1.0, seed=7)
-x_lg, _ = lg.sample(1, torch.Generator().manual_seed(0))          # one observation, [1, 4]
-post_mean, post_cov = lg.posterior(x_lg)                          # [1, 2], [2, 2]
 print("x =", x_lg[0].numpy().round(3))
 print(f"log p(x) = {lg.log_marginal(x_lg).item():.4f}")
 print("posterior mean", post_mean[0].numpy().round(3), " posterior std",
@@ -430,12 +503,12 @@ print("posterior mean", post_mean[0].numpy().round(3), " posterior std",
       f" correlation {post_cov[0, 1] / post_cov.diagonal().prod().sqrt():.3f}")
 
 # %% [markdown]
-# Now the boxed identity can be checked term by term. Take a few Gaussians $q$, and the exact
-# posterior for comparison, and compute $\log p(x) - \mathcal L$ and $\mathrm{KL}(q\,\|\,p(z\mid x))$
-# separately, each from its own formula.
+# Section 3 checked the boxed identity up to the Monte Carlo error of the ELBO. With the
+# closed-form ELBO it can be checked term by term, to machine precision. Take a few Gaussians
+# $q$, and the exact posterior for comparison, and compute $\log p(x) - \mathcal L$ and
+# $\mathrm{KL}(q\,\|\,p(z\mid x))$ separately, each from its own formula.
 
 # %%
-eye = torch.eye(2, dtype=torch.float64)
 candidates = {"prior N(0, I)": (torch.zeros(1, 2, dtype=torch.float64), eye),
               "posterior, 3x too wide": (post_mean, 9 * post_cov),
               "posterior, shifted": (post_mean + 0.5, post_cov),
@@ -807,30 +880,7 @@ assert elbo_prior_q < elbo_posterior and lg.kl_to_prior(post_mean, post_cov).ite
 #
 # ## Exercises
 #
-# ### Exercise 1: the ELBO by Monte Carlo
-#
-# On the MNIST VAE you cannot compute the ELBO exactly; you estimate it from samples, as in
-# section 3. Write that estimator for the linear-Gaussian model, where its answer can be
-# checked: `mc_elbo(model, x, mean, cov, n_samples, generator)` should draw `n_samples` codes
-# from $q = \mathcal N(\text{mean}, \text{cov})$ for every row of `x` and return the average of
-# $\log p(x\mid z) + \log p(z) - \log q(z\mid x)$ over the samples, one number per row.
-#
-# Useful pieces: `sample_gaussian(mean, cov, n, generator)` returns `[n, N, K]` draws;
-# `model.log_likelihood(x, z)` and `model.log_prior(z)` return `[n, N]`;
-# `full_gaussian_log_density(z, mean, cov)` gives $\log q(z)$.
-
-# %% tags=["solution"]
-def mc_elbo(model, x, mean, cov, n_samples, generator=None):
-    z = sample_gaussian(mean, cov, n_samples, generator)                  # [S, N, K] z ~ q
-    log_w = model.log_likelihood(x, z) + model.log_prior(z) - full_gaussian_log_density(z, mean, cov)
-    return log_w.mean(0)                                                  # [N]
-
-
-checks.check_mc_elbo(mc_elbo)
-
-
-# %% [markdown]
-# ### Exercise 2: the best q for any β
+# ### Exercise 1: the best q for any β
 #
 # Section 6 found the best $q$ by gradient ascent. Find it with pen and paper instead. For
 # $q = \mathcal N(m, S)$ the β-ELBO of the linear-Gaussian model is, up to constants,
@@ -864,10 +914,9 @@ with skip_if_unwritten():                      # runs once beta_optimal_q is wri
     print("closed form and gradient ascent agree for beta =", betas[1:].tolist())
 
 # %% [markdown]
-# Read the answer: the covariance is $S_\beta = \big(I + W^\top W/(\beta\sigma^2)\big)^{-1}$.
-# Compared with the posterior, β divides the precision that the data contribute. As
-# $\beta \to 0$ it goes to zero (a point, the autoencoder); as $\beta \to \infty$ it goes to
-# $I$ (the prior).
+# Once your formula passes, read your covariance as a function of β and follow it to both
+# ends: as $\beta \to 0$ it should shrink to a point (the autoencoder of section 6's
+# $\beta = 0$ row), and as $\beta \to \infty$ it should become the prior's covariance $I$.
 #
 # ## Summary
 #

@@ -165,11 +165,27 @@ print(f"exact {2 * mu0:.3f} | score function {score_function_grad(f, mu0, sigma0
 assert abs(score_function_grad(f, mu0, sigma0, many) - 2 * mu0) < 0.05
 assert abs(pathwise_grad(f, mu0, sigma0, many) - 2 * mu0) < 0.05
 
-
 # %% [markdown]
 # With a million samples both land on the exact gradient: both are *unbiased*. The difference
 # is in how much a single estimate scatters around it, and with a training loop you get one
-# estimate per step, from a handful of samples.
+# estimate per step, from a handful of samples. So measure that: 10 000 estimates from one
+# sample each, and the spread (standard deviation) of each estimator around the exact value.
+
+# %%
+torch.manual_seed(2)
+one_sample = {name: estimator(f, mu0, sigma0, 1, 10_000).std().item()
+              for name, estimator in [("score function", score_function_grad),
+                                      ("pathwise", pathwise_grad)]}
+print(", ".join(f"{name}: spread {value:.2f}" for name, value in one_sample.items()))
+assert one_sample["score function"] > 2 * one_sample["pathwise"]
+
+
+# %% [markdown]
+# Same mean, but the score-function estimates scatter more than twice as widely as the
+# pathwise ones. Averaging $n$ samples shrinks both spreads by the same factor $\sqrt n$, so the
+# score function needs several times more samples for the same precision. That is why VAEs
+# use the pathwise estimator, the trick of section 4. Section 3 works out the exact variances,
+# shows how the gap grows with $\mu$, and finds where the pathwise estimate goes wrong.
 
 # %% [markdown]
 # ## 3. Same mean, different spread · deeper
@@ -310,6 +326,10 @@ assert abs(slope - exact) < 0.02 and mu_point.grad.item() == 0.0
 # %% [markdown]
 # ## 4. The trick: $z = \mu + \sigma \odot \varepsilon$ · core
 #
+# A code drawn with `Normal(mu, sigma).sample()` is a constant as far as autograd knows: no
+# gradient reaches $\mu$ and $\sigma$, so the encoder that produced them cannot learn from the
+# reconstruction term. The trick moves the randomness out of the way.
+#
 # In a VAE the encoder returns, for each example, a vector $\mu$ and a vector $\log\sigma^2$
 # (shape `[N, L]` for a batch). Reparameterizing means:
 #
@@ -370,9 +390,9 @@ assert torch.equal(m.grad, torch.ones(2)) and torch.allclose(lv.grad, 0.5 * (z -
 
 # %% [markdown]
 # One more way to see what the pathwise gradient *is*: freeze the noise. With a fixed set of
-# $\varepsilon$'s, the Monte Carlo average $\frac1n\sum_k f(\mu + \sigma\varepsilon_k)$ is an
-# ordinary smooth function of $\mu$ and $\log\sigma^2$, and the pathwise estimate is exactly
-# its derivative — finite differences agree with autograd.
+# $\varepsilon$'s, the Monte Carlo average $\frac1n\sum_k f(\mu + \sigma\varepsilon_k)$, here
+# for $f(z) = z^2$, is an ordinary smooth function of $\mu$ and $\log\sigma^2$, and the
+# pathwise estimate is exactly its derivative — finite differences agree with autograd.
 
 # %%
 torch.manual_seed(5)
@@ -380,8 +400,8 @@ frozen = torch.randn(1000, dtype=torch.float64)        # the noise, drawn once
 
 
 def mc_average(m, lv):
-    """(1/n) sum_k f(m + exp(lv / 2) * eps_k) with the frozen eps: a smooth function."""
-    return f(m + torch.exp(0.5 * lv) * frozen).mean()
+    """(1/n) sum_k (m + exp(lv / 2) * eps_k)^2 with the frozen eps: a smooth function."""
+    return ((m + torch.exp(0.5 * lv) * frozen) ** 2).mean()
 
 
 m = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
@@ -394,14 +414,39 @@ print(f"d/dmu:     autograd {m.grad.item():.6f} | finite differences {fd_mu.item
 print(f"d/dlogvar: autograd {lv.grad.item():.6f} | finite differences {fd_lv.item():.6f}")
 assert torch.allclose(m.grad, fd_mu) and torch.allclose(lv.grad, fd_lv)
 
+
 # %% [markdown]
-# Back to the VAE of section 1. This time compute $z$ with the trick. The reconstruction loss now
-# reaches both heads of the encoder.
+# **Your turn (5 min).** Write `reparameterize(mu, logvar)` for a batch, as every VAE of this
+# course uses it: `mu` and `logvar` have shape `[N, L]`, and the result
+# $z = \mu + \sigma \odot \varepsilon$ must have the same shape, with
+# $\sigma = \exp(\tfrac12\log\sigma^2)$ and fresh noise $\varepsilon \sim \mathcal N(0, I)$ for
+# every example, every dimension and every call. Gradients must reach both `mu` and `logvar`,
+# and it must work on whatever device the inputs are on. The check below names the usual
+# slips; until your function is written, the cells after it use the course's
+# `VAE.reparameterize` from `companion.models`.
+
+# %% tags=["solution"]
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps with sigma = exp(logvar / 2) and a fresh eps ~ N(0, I) of mu's shape."""
+    std = torch.exp(0.5 * logvar)              # sigma, always positive
+    eps = torch.randn_like(std)                # same shape, dtype and device as std
+    return mu + std * eps
+
 
 # %%
-vae.zero_grad(set_to_none=True)
+reparameterize = checks.check_reparameterize(reparameterize)
+
+# %% [markdown]
+# Now put it into a VAE: an untrained MLP VAE from `companion.models` and a batch of 64 MNIST
+# test digits. With a plain draw the reconstruction loss would not reach the encoder at all.
+# With your `reparameterize` it reaches both heads, the one for $\mu$ and the one for
+# $\log\sigma^2$.
+
+# %%
+x = load("mnist", "test").images[:64]                    # [64, 1, 28, 28]
+vae = MLPVAE(latent_dim=20, hidden=400).to(device)       # untrained, on the data's device
 mu, logvar = vae.encode(x)                               # [64, 20] each
-z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # the reparameterized draw
+z = reparameterize(mu, logvar)                           # the reparameterized draw
 bernoulli_nll(vae.decode(z), x).mean().backward()
 for head in ("mu", "logvar"):
     grad = getattr(vae, head).weight.grad
@@ -714,28 +759,7 @@ assert VAE.reparameterize(cpu_mu.to(device), cpu_logvar.to(device)).device.type 
 # %% [markdown]
 # ## Exercises
 #
-# ### Exercise 1 — write `reparameterize`
-#
-# Write `reparameterize(mu, logvar)` for a batch: `mu` and `logvar` have shape `[N, L]`, and
-# the result $z = \mu + \sigma \odot \varepsilon$ must have the same shape, fresh noise for every
-# example and dimension (and on every call), the mean $\mu$ and variance $e^{\log\sigma^2}$, and
-# gradients that reach both `mu` and `logvar`. It must work on any device. Try it without
-# scrolling up.
-
-# %% tags=["solution"]
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """z = mu + sigma * eps with sigma = exp(logvar / 2) and a fresh eps ~ N(0, I) of mu's shape."""
-    std = torch.exp(0.5 * logvar)              # sigma, always positive
-    eps = torch.randn_like(std)                # same shape, dtype and device as std
-    return mu + std * eps
-
-
-# %%
-checks.check_reparameterize(reparameterize)
-
-
-# %% [markdown]
-# ### Exercise 2 — the score function for $\log\sigma^2$
+# ### Exercise 1 — the score function for $\log\sigma^2$
 #
 # Section 2 estimated the gradient with respect to $\mu$. Now do it for the log-variance
 # $v = \log\sigma^2$, by hand, with the score function:

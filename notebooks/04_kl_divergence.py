@@ -46,7 +46,7 @@ import companion
 from companion import settings
 from companion.checks import kl_divergence as checks
 from companion.data import Batches, load, source_of
-from companion.gaussians import gaussian_log_density, kl_monte_carlo
+from companion.gaussians import gaussian_log_density, kl_monte_carlo, kl_per_dimension
 from companion.losses import elbo_loss, kl_divergence
 from companion.models import MLPVAE
 from companion.plots import show_images
@@ -115,7 +115,10 @@ assert (forward >= 0).all() and (backward >= 0).all()
 # The encoder of a VAE outputs, for each latent coordinate, a mean $\mu$ and a
 # log-variance $\log\sigma^2$ (an unconstrained number, so $\sigma^2 = e^{\log\sigma^2}$ is
 # always positive). Its distribution is $q = \mathcal N(\mu, \sigma^2)$; the prior is
-# $p = \mathcal N(0, 1)$. Write out the two log-densities:
+# $p = \mathcal N(0, 1)$. The **Kullback–Leibler divergence** of $q$ from $p$, the KL term of
+# the VAE loss, is the average under $q$ of the log-ratio of the two densities,
+# $\mathrm{KL}(q\,\|\,p) = \mathbb E_{z\sim q}[\log q(z) - \log p(z)]$: it is zero when $q = p$
+# and grows as $q$ moves away from $p$. To compute it, write out the two log-densities:
 #
 # $$
 # \log q(z) = -\tfrac12\log(2\pi) - \tfrac12\log\sigma^2 - \frac{(z-\mu)^2}{2\sigma^2},
@@ -158,19 +161,15 @@ print(f"E[(z - mu)^2] = {((z - mu) ** 2).mean():.4f}   sigma^2        = {var:.4f
 print(f"E[z^2]        = {(z**2).mean():.4f}   mu^2 + sigma^2 = {mu**2 + var:.4f}")
 assert abs(((z - mu) ** 2).mean() - var) < 0.01 and abs((z**2).mean() - mu**2 - var) < 0.01
 
-
 # %% [markdown]
-# Both expectations match. Now the closed form of step 3 as code, in terms of what the
-# encoder produces, $\mu$ and $\log\sigma^2$:
+# Both expectations match. Now the closed form of step 3, in terms of what the encoder
+# produces, $\mu$ and $\log\sigma^2$ (so $\sigma^2$ is `logvar.exp()`):
 
 # %%
-def kl_univariate(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL( N(mu, exp(logvar)) || N(0, 1) ), element by element."""
-    return 0.5 * (mu**2 + logvar.exp() - logvar - 1)
-
-
-print(f"closed form:            {kl_univariate(mu, logvar):.4f} nats")
+closed_1d = 0.5 * (mu**2 + logvar.exp() - logvar - 1)
+print(f"closed form:              {closed_1d:.4f} nats")
 print(f"average of log q - log p: {difference.mean():.4f} nats (the definition, 10^6 samples)")
+assert abs(closed_1d - difference.mean()) < 0.01
 
 # %% [markdown]
 # One point proves little. `torch.distributions` has its own implementation of the KL between
@@ -181,13 +180,14 @@ print(f"average of log q - log p: {difference.mean():.4f} nats (the definition, 
 grid_mu = torch.linspace(-3, 3, 61, dtype=torch.float64)
 grid_logvar = torch.linspace(-6, 3, 91, dtype=torch.float64)
 M, LV = torch.meshgrid(grid_mu, grid_logvar, indexing="ij")
-ours = kl_univariate(M, LV)
+ours = 0.5 * (M**2 + LV.exp() - LV - 1)                  # step 3 at every grid point
 theirs = D.kl_divergence(D.Normal(M, (0.5 * LV).exp()), D.Normal(0.0, 1.0))
 assert torch.allclose(ours, theirs, rtol=1e-10, atol=1e-12) and (ours >= 0).all()
 best = ours.argmin()
 print(f"{ours.numel()} grid points agree with torch.distributions")
 print(f"smallest KL {ours.min().item():.1e} at mu = {round(M.flatten()[best].item(), 2) + 0.0}, "
       f"log sigma^2 = {round(LV.flatten()[best].item(), 2) + 0.0}")
+assert ours.min() < 1e-12 and M.flatten()[best].abs() < 1e-9 and LV.flatten()[best].abs() < 1e-9
 
 
 # %% [markdown]
@@ -207,14 +207,26 @@ print(f"smallest KL {ours.min().item():.1e} at mu = {round(M.flatten()[best].ite
 #
 # This is the formula of Kingma & Welling (2013, appendix B), usually written with the
 # opposite sign as $-\mathrm{KL} = \tfrac12\sum_j (1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2)$.
-# In code, one KL per example: sum over the latent dimension.
 
-# %%
+# %% [markdown]
+# **Your turn (5 min).** Write `kl_diagonal(mu, logvar)`: for encoder outputs `mu` and
+# `logvar` of shape `[N, L]` (a batch of $N$ examples, $L$ latent dimensions), return one KL
+# per example, shape `[N]`, from the formula above, with $\sigma_j^2$ = `logvar.exp()`. The
+# check compares your answer with `torch.distributions` and names the usual slips: the sign,
+# the variance where the standard deviation belongs (or the other way round), the factor
+# $\tfrac12$, and a mean where the sum over dimensions belongs. Until your function is written,
+# the cells below use the course's answer, `kl_divergence` from `companion.gaussians`.
+
+# %% tags=["solution"]
 def kl_diagonal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL( N(mu, diag(exp(logvar))) || N(0, I) ) per example: [N, L] -> [N]."""
-    return kl_univariate(mu, logvar).sum(-1)
+    return 0.5 * (mu**2 + logvar.exp() - logvar - 1).sum(dim=-1)   # sum over the L dimensions
 
 
+# %%
+kl_diagonal = checks.check_kl_diagonal(kl_diagonal)
+
+# %%
 g = torch.Generator().manual_seed(2)
 mu5, logvar5 = torch.randn(2, 5, 20, generator=g, dtype=torch.float64)   # 5 examples, L = 20
 print("ours:", [round(v, 4) for v in kl_diagonal(mu5, logvar5).tolist()])
@@ -323,14 +335,16 @@ assert ((means - closed[0]).abs() < errors).all()       # every bar covers the c
 # \frac{\partial\,\mathrm{KL}}{\partial\log\sigma^2} = \tfrac12\left(\sigma^2 - 1\right).
 # $$
 #
-# During training, gradient descent moves each encoder output against these gradients. Draw the
-# landscape over the two numbers the encoder actually outputs, $\mu$ and $\log\sigma^2$, with
-# arrows that point downhill (computed by autograd, not by the formula above).
+# During training, gradient descent moves each encoder output against these gradients. From
+# here on, `kl_per_dimension(mu, logvar)` from `companion.gaussians` computes the closed form
+# of section 2 element by element. Draw the landscape over the two numbers the encoder
+# actually outputs, $\mu$ and $\log\sigma^2$, with arrows that point downhill (computed by
+# autograd, not by the formula above).
 
 # %%
 am, alv = torch.meshgrid(torch.linspace(-2.7, 2.7, 10), torch.linspace(-5.5, 2.5, 9), indexing="xy")
 am, alv = am.clone().requires_grad_(), alv.clone().requires_grad_()     # 90 encoder outputs
-g_mu, g_lv = torch.autograd.grad(kl_univariate(am, alv).sum(), [am, alv])
+g_mu, g_lv = torch.autograd.grad(kl_per_dimension(am, alv).sum(), [am, alv])
 assert torch.allclose(g_mu, am) and torch.allclose(g_lv, 0.5 * (alv.exp() - 1))
 # Follow the arrows: 500 small downhill steps from each of the 90 starting points
 walk = torch.stack([am.detach(), alv.detach()])
@@ -344,14 +358,14 @@ m_axis, lv_axis = torch.linspace(-3, 3, 121), torch.linspace(-6, 3, 121)
 MM, LL = torch.meshgrid(m_axis, lv_axis, indexing="xy")
 norm = torch.sqrt(g_mu**2 + g_lv**2)                          # draw directions only
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-filled = left.contourf(MM, LL, kl_univariate(MM, LL), levels=30, cmap="viridis")
+filled = left.contourf(MM, LL, kl_per_dimension(MM, LL), levels=30, cmap="viridis")
 fig.colorbar(filled, ax=left, label="KL (nats)")
 left.quiver(am.detach(), alv.detach(), -g_mu / norm, -g_lv / norm, color="w", scale=18)
 left.plot(0, 0, "r*", markersize=14, label="the prior: $\\mu = 0$, $\\sigma = 1$")
 left.set(xlabel="$\\mu$", ylabel="$\\log\\sigma^2$", title="KL to N(0, 1), arrows point downhill")
 left.legend(loc="lower left")
 for m0 in (0.0, 1.0, 2.0):
-    right.plot(lv_axis, kl_univariate(torch.tensor(m0), lv_axis), label=f"$\\mu = {m0:g}$")
+    right.plot(lv_axis, kl_per_dimension(torch.tensor(m0), lv_axis), label=f"$\\mu = {m0:g}$")
 right.set(xlabel="$\\log\\sigma^2$", ylabel="KL (nats)",
           title="Slices: the $\\sigma$-well shifted by $\\mu^2/2$")
 right.legend()
@@ -372,12 +386,12 @@ plt.show()
 # sensible. Check the two claims about the slices:
 
 # %%
-curves = torch.stack([kl_univariate(torch.tensor(m0), lv_axis) for m0 in (0.0, 1.0, 2.0)])
+curves = torch.stack([kl_per_dimension(torch.tensor(m0), lv_axis) for m0 in (0.0, 1.0, 2.0)])
 lowest = lv_axis[curves.argmin(dim=1)]
 print("log sigma^2 at the bottom of each curve:", [round(v, 3) + 0.0 for v in lowest.tolist()])
 assert (lowest.abs() < 0.1).all() and torch.allclose(curves[2] - curves[0], torch.tensor(2.0))
-print(f"KL at log sigma^2 = -6: {kl_univariate(torch.tensor(0.0), torch.tensor(-6.0)):.2f} nats;"
-      f" at +3: {kl_univariate(torch.tensor(0.0), torch.tensor(3.0)):.2f} nats")
+print(f"KL at log sigma^2 = -6: {kl_per_dimension(torch.tensor(0.0), torch.tensor(-6.0)):.2f} nats;"
+      f" at +3: {kl_per_dimension(torch.tensor(0.0), torch.tensor(3.0)):.2f} nats")
 
 
 # %% [markdown]
@@ -421,12 +435,12 @@ def descend(kl_fn, steps: int = 300, lr: float = 0.1) -> torch.Tensor:
     return torch.stack(path)
 
 
-right_path, slipped_path = descend(kl_univariate), descend(kl_sign_slip)
+right_path, slipped_path = descend(kl_per_dimension), descend(kl_sign_slip)
 
 # %%
 fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
 lv = torch.linspace(-8, 3, 200)
-a.plot(lv, kl_univariate(torch.tensor(0.0), lv), label="correct KL")
+a.plot(lv, kl_per_dimension(torch.tensor(0.0), lv), label="correct KL")
 a.plot(lv, kl_sign_slip(torch.tensor(0.0), lv), label="sign slip")
 a.axhline(0, color="gray", linewidth=0.8)
 a.set(xlabel="$\\log\\sigma^2$", ylabel="loss term", title="At $\\mu = 0$: a well versus a slope")
@@ -447,7 +461,7 @@ plt.show()
 # decodes into anything sensible. The loss keeps falling the whole time, so nothing looks wrong.
 
 # %%
-for name, path, fn in [("correct", right_path, kl_univariate),
+for name, path, fn in [("correct", right_path, kl_per_dimension),
                        ("slipped", slipped_path, kl_sign_slip)]:
     mu_end, lv_end = path[-1]
     print(f"{name}: mu -> {mu_end:+.3f}, log sigma^2 -> {lv_end:+.2f}, "
@@ -485,7 +499,7 @@ mu_r, logvar_r = torch.randn(2, 1000, generator=gen, dtype=torch.float64)   # ra
 reference_kl = D.kl_divergence(D.Normal(mu_r, (0.5 * logvar_r).exp()), D.Normal(0.0, 1.0))
 origin = torch.zeros((), dtype=torch.float64)                             # mu = log sigma^2 = 0
 verdicts = {}
-for name, fn in [("correct", kl_univariate), ("sign slip", kl_sign_slip),
+for name, fn in [("correct", kl_per_dimension), ("sign slip", kl_sign_slip),
                  ("squared variance", kl_squared_variance), ("as in the slides", kl_as_in_slides)]:
     at_zero = fn(origin, origin).item() == 0
     agrees = torch.allclose(fn(mu_r, logvar_r), reference_kl)
@@ -560,8 +574,8 @@ bins = torch.linspace(-12, 12, 24_001, dtype=torch.float64)                # z o
 q_bins = torch.softmax(gaussian_log_density(bins, mu, logvar), 0)        # N(1.5, e^-0.7), binned
 p_bins = torch.softmax(gaussian_log_density(bins, 0 * bins, 0 * bins), 0)  # N(0, 1), binned
 binned = F.kl_div(p_bins.log(), q_bins, reduction="sum")                 # KL(q || p)
-print(f"binned Gaussians: {binned:.6f}   closed form: {kl_univariate(mu, logvar):.6f}")
-assert torch.isclose(binned, kl_univariate(mu, logvar), rtol=1e-6)
+print(f"binned Gaussians: {binned:.6f}   closed form: {kl_per_dimension(mu, logvar):.6f}")
+assert torch.isclose(binned, kl_per_dimension(mu, logvar), rtol=1e-6)
 
 # %% [markdown]
 # ## 8. Pitfall: "mean" reductions unbalance the ELBO · deeper
@@ -594,7 +608,7 @@ test_set = load("mnist", "test").subset(2_000)
 
 def mean_reduced_loss(logits, x, mu, logvar):
     """The ELBO with PyTorch's default 'mean' everywhere: over N*784 pixels and N*L latents."""
-    return F.binary_cross_entropy_with_logits(logits, x) + kl_univariate(mu, logvar).mean()
+    return F.binary_cross_entropy_with_logits(logits, x) + kl_per_dimension(mu, logvar).mean()
 
 
 def summed_loss(logits, x, mu, logvar):
@@ -653,14 +667,14 @@ mean_model = train(mean_reduced_loss, EPOCHS)
 
 # %%
 @torch.no_grad()
-def kl_per_dimension(model: MLPVAE) -> torch.Tensor:
+def average_kl_per_dimension(model: MLPVAE) -> torch.Tensor:
     """Average KL of each latent dimension over test_set, [L]."""
     mu, logvar = model.encode(test_set.images)
-    return kl_univariate(mu, logvar).mean(0).cpu()
+    return kl_per_dimension(mu, logvar).mean(0).cpu()
 
 
 torch.manual_seed(1)
-results = {name: (evaluate(m, test_set), kl_per_dimension(m))
+results = {name: (evaluate(m, test_set), average_kl_per_dimension(m))
            for name, m in [("summed", summed_model), ("mean", mean_model)]}
 
 # %% tags=["nbval-ignore-output"]

@@ -15,9 +15,9 @@
 #
 # ### Learning objectives
 #
-# 1. Write the MLP VAE 784-400-$L$, its loss and its training loop yourself, check them
-#    against `companion`, then train with the package and read the two parts of the ELBO
-#    epoch by epoch.
+# 1. Write the sampling step, the loss and the training step of the MLP VAE 784-400-$L$
+#    yourself, check them against `companion`, then train with the package and read the two
+#    parts of the ELBO epoch by epoch.
 # 2. Explore a 2-D latent space: the test set's codes, a walk over $[-3, 3]^2$, why a grid
 #    over $[-8, 8]^2$ decodes nonsense at its edges, and why a straight walk must start and end
 #    where the codes are.
@@ -101,9 +101,12 @@ assert abs(test.images.mean() - test_gray.images.mean()) < 0.01
 #
 # ### Write the VAE yourself
 #
-# Before the package trains anything for you, write the whole VAE once in plain PyTorch: the
-# model, the loss and the training loop, about fifty lines. Afterwards you check that the
-# package computes the same numbers, so every model below is one you could have written.
+# Before the package trains anything for you, build the whole VAE once in plain PyTorch, about
+# fifty lines. The encoder and the decoder are given; you write the three pieces that make it
+# a VAE: the sampling step `reparameterize`, the loss `negative_elbo` and one training step
+# `train_step`. Afterwards you check that the package computes the same numbers, so every
+# model below is one you could have written. (Each piece has a self-check; until you have
+# written it, the cells after it use the course's answer, so the notebook always runs.)
 #
 # **The encoder** maps an image to the two parameters of
 # $q(z\mid x) = \mathcal N\big(\mu, \mathrm{diag}(\sigma^2)\big)$: one hidden layer of 400 ReLU
@@ -137,15 +140,24 @@ assert mu.shape == logvar.shape == (128, 20)
 # **Sampling $z$** is the reparameterization trick of notebook 03:
 # $z = \mu + \sigma \odot \varepsilon$ with $\sigma = e^{\frac12 \log\sigma^2}$ and a fresh
 # $\varepsilon \sim \mathcal N(0, I)$ for every image and every dimension. The randomness sits
-# in $\varepsilon$, so gradients flow through $\mu$ and $\sigma$ to the encoder. Check it on a
-# Gaussian you know: $\mu = 1$, $\sigma^2 = 4$.
+# in $\varepsilon$, so gradients flow through $\mu$ and $\sigma$ to the encoder.
+#
+# **Your turn (2 min).** Write `reparameterize(mu, logvar)` for `mu` and `logvar` of shape
+# `[N, L]`, returning $z$ of the same shape, as in notebook 03 (from memory, if you can).
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["solution"]
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + sigma * eps with sigma = exp(logvar / 2), one eps per example and dimension."""
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
 
 
+# %%
+reparameterize = checks.check_reparameterize(reparameterize)
+
+# %% [markdown]
+# Try it on a Gaussian you know: $\mu = 1$, $\sigma^2 = 4$.
+
+# %% tags=["nbval-ignore-output"]
 z = reparameterize(torch.ones(10_000, 1), torch.full((10_000, 1), math.log(4.0)))
 print(f"mu = 1, sigma^2 = 4: sample mean {z.mean():.3f}, sample variance {z.var():.3f}")
 assert abs(z.mean() - 1) < 0.1 and abs(z.var() - 4) < 0.3
@@ -198,10 +210,14 @@ class VAE(nn.Module):
 # instead of a sum would divide the reconstruction term by 784 and so weigh the KL term 784
 # times more: a β-VAE with β = 784, by accident.
 #
-# Before any training, every logit is close to 0, every pixel gets probability about
-# $\tfrac12$, and the reconstruction term should be close to $784 \ln 2 \approx 543$ nats.
+# **Your turn (5 min).** Write `negative_elbo(logits, x, mu, logvar)` for logits of shape
+# `[N, 784]`, a batch of images `x` of shape `[N, 1, 28, 28]` (flatten it to match the logits)
+# and `mu`, `logvar` of shape `[N, L]`. Return the tuple `(loss, reconstruction, kl)`: the
+# two terms, each averaged over the batch, and their sum, the loss to minimise. The check
+# names the usual slips: a mean over pixels, a KL with a wrong sign, a wrong variance or a
+# missing $\tfrac12$, and sums or means over the wrong dimension.
 
-# %% tags=["nbval-ignore-output"]
+# %% tags=["solution"]
 def negative_elbo(logits, x, mu, logvar):
     """(-ELBO, reconstruction, KL), each averaged over the batch, in nats per image."""
     reconstruction = F.binary_cross_entropy_with_logits(
@@ -210,6 +226,14 @@ def negative_elbo(logits, x, mu, logvar):
     return (reconstruction + kl).mean(), reconstruction.mean(), kl.mean()
 
 
+# %%
+negative_elbo = checks.check_negative_elbo(negative_elbo)
+
+# %% [markdown]
+# Before any training, every logit is close to 0, every pixel gets probability about
+# $\tfrac12$, and the reconstruction term should be close to $784 \ln 2 \approx 543$ nats.
+
+# %% tags=["nbval-ignore-output"]
 loss, reconstruction, kl = negative_elbo(logits, x, mu, logvar)
 print(f"untrained: -ELBO {loss:.1f} = reconstruction {reconstruction:.1f} + KL {kl:.2f} nats "
       f"(784 ln 2 = {784 * math.log(2):.1f})")
@@ -231,18 +255,36 @@ for name, weight in mine.state_dict().items():
     print(f"{name:<22} {list(weight.shape)}")
 print(f"{sum(w.numel() for w in mine.parameters()):,} parameters")
 
+
+# %% [markdown]
+# **Your turn (3 min).** Write `train_step(model, optimizer, x)`: the five moves on one batch
+# `x` of shape `[N, 1, 28, 28]`, with the loss from your `negative_elbo`. Return the batch's
+# loss as a Python float (`loss.item()`), so the loop can add it up without keeping the graph.
+
+# %% tags=["solution"]
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> float:
+    """One optimizer step on the batch x; returns its -ELBO (before the step) as a float."""
+    logits, mu, logvar = model(x)                                     # forward pass
+    loss = negative_elbo(logits, x, mu, logvar)[0]
+    optimizer.zero_grad()                                             # forget the last step
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+# %%
+train_step = checks.check_train_step(train_step)
+
+# %% [markdown]
+# The loop itself is two lines around your step.
+
 # %% tags=["nbval-ignore-output"]
 epoch_losses = []
 for epoch in range(settings.pick(3, 2)):
     total = 0.0
     for batch in torch.randperm(len(train), device=device).split(128):
         x = binarize(train.images[batch])                             # fresh coin flips
-        logits, mu, logvar = mine(x)
-        loss = negative_elbo(logits, x, mu, logvar)[0]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(batch)
+        total += train_step(mine, optimizer, x) * len(batch)
     epoch_losses.append(total / len(train))
     print(f"epoch {epoch + 1}: -ELBO {epoch_losses[-1]:.2f} nats per training image")
 assert all(a > b for a, b in zip(epoch_losses, epoch_losses[1:]))

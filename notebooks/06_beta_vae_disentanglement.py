@@ -47,7 +47,7 @@ from companion import settings
 from companion.checkpoints import train_or_load
 from companion.data import load, sprites
 from companion.evaluation.disentanglement import mig
-from companion.gaussians import gaussian_log_density, kl_per_dimension
+from companion.gaussians import gaussian_log_density
 from companion.latent import encode_all
 from companion.latent_arithmetic import slant, traverse
 from companion.losses import Objective, kl_divergence, total_correlation
@@ -78,6 +78,32 @@ train = load("mnist", "train").subset(N_TRAIN)
 test = load("mnist", "test").subset(N_TEST)
 print(f"MNIST: {len(train)} training and {len(test)} test images; {EPOCHS} epochs")
 assert len(train) == N_TRAIN and len(test) == N_TEST
+
+# %% [markdown]
+# The sprites, images whose true factors you know (section 3 draws them and explains the grid),
+# and the recipe that trains a VAE on them (section 4 explains it), made here once for every
+# section that needs them.
+
+# %% tags=["nbval-ignore-output"]
+GRID = sprites.SpriteGrid(scales=6, orientations=10, positions=16)
+SIZE = 32   # pixels per side
+sprite_train = sprites.make(N_SPRITES, size=SIZE, grid=GRID, seed=0, device=device)
+sprite_test = sprites.make(N_SPRITE_TEST, size=SIZE, grid=GRID, seed=1, device=device)
+print(f"{len(sprite_train)} training and {len(sprite_test)} test sprites, "
+      f"{tuple(sprite_train.images.shape[1:])} each")
+assert sprite_train.images.shape[1:] == (1, SIZE, SIZE) and sprite_train.factors.shape[1] == 5
+
+# %%
+RECIPE = dict(epochs=SPRITE_EPOCHS, batch_size=64, lr=5e-4, progress=False)
+
+
+def sprite_vae(seed: int, **objective) -> DeepMLPVAE:
+    """A 1024-512-512-10 VAE trained on the sprites with the recipe of section 4 (cached)."""
+    torch.manual_seed(seed)   # the initial weights depend on the seed too
+    model = DeepMLPVAE(latent_dim=10, hidden=(512, 512), image_size=SIZE).to(device)
+    train_or_load(model, sprite_train, seed=seed, objective=Objective(**objective), **RECIPE)
+    return model
+
 
 # %% [markdown]
 # ## 1. One knob: β · core
@@ -159,6 +185,56 @@ plt.show()
 # Each point is one trained model; moving left along the curve (larger β) you spend less
 # rate on the code and pay in reconstruction. The leftmost point sits at a rate of almost
 # zero: remember it for section 6.
+#
+# Where does the rate go? The KL of a diagonal Gaussian posterior is a sum over the latent
+# coordinates, one term per coordinate (notebook 04):
+#
+# $$\mathrm{KL}_j = \tfrac12\big(\mu_j^2 + \sigma_j^2 - 1 - \log\sigma_j^2\big).$$
+#
+# Averaged over the images, it says how many nats the encoder spends on coordinate $j$. A
+# coordinate whose posterior is the prior for every image, $\mu_j = 0$ and $\sigma_j = 1$, costs
+# zero nats and carries nothing: call a coordinate *active* when its average KL is above
+# `ACTIVE` = 0.05 nats.
+#
+# **Your turn (5 min).** Write `kl_per_coordinate(model, images)`. Encode the images with
+# `mu, logvar = model.encode(images)` (each `[N, L]`; `logvar` is $\log\sigma^2$) and return
+# the average KL of each coordinate over the images, a tensor of shape `[L]`, in nats.
+
+# %% tags=["solution"]
+@torch.no_grad()
+def kl_per_coordinate(model, images: torch.Tensor) -> torch.Tensor:
+    """Average KL of each latent coordinate over the images, [L] in nats."""
+    mu, logvar = model.encode(images)                                  # [N, L] each
+    return (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(0)   # [L]
+
+
+# %%
+from companion.checks import beta_vae_disentanglement as checks  # noqa: E402
+
+kl_per_coordinate = checks.check_kl_per_coordinate(kl_per_coordinate)
+
+# %% [markdown]
+# Count the active coordinates of each $L = 2$ model; the KLs of its two coordinates add up
+# to the rate of the table above.
+
+# %% tags=["nbval-ignore-output"]
+ACTIVE = 0.05   # nats: a coordinate with less KL than this carries (almost) nothing
+# (notebook 05 called a unit active when its mean varied across images; here the KL decides)
+n_active = {}
+for beta, model in flat.items():
+    kls = kl_per_coordinate(model, test.images)
+    n_active[beta] = int((kls > ACTIVE).sum())
+    print(f"β = {beta:>2}: KL per coordinate {kls[0]:.3f}, {kls[1]:.3f} nats "
+          f"(sum {kls.sum():.2f}); {n_active[beta]} of 2 active")
+    assert abs(kls.sum().item() - losses[beta].kl) < 1e-3 * max(1.0, losses[beta].kl)
+if TRAINED:   # what the next paragraph says
+    assert all(n_active[beta] == 2 for beta in BETAS[:-1]) and n_active[32] == 0
+
+
+# %% [markdown]
+# Up to β = 16 both coordinates stay active, each spending fewer nats as β grows; at β = 32
+# neither is active: the code carries nothing (section 6 shows what that looks like). The last core part of this notebook uses `kl_per_coordinate` to find the
+# coordinates worth looking at in a model with ten of them.
 #
 # ### The rate bounds the information · deeper
 #
@@ -248,19 +324,11 @@ if TRAINED:   # as in section 1, only β = 1 optimises the ELBO
 
 
 # %% [markdown]
-# The KL of each coordinate tells you which coordinates the encoder uses at all. A
-# coordinate whose posterior is the prior for every image, $\mu_j = 0$ and $\sigma_j = 1$,
-# costs zero nats and carries zero information. In general, the bound of section 1 holds for
-# each coordinate on its own: the sampled $z_j$ carries at most its average KL, in nats, about
-# the image.
+# The KL of each coordinate, `kl_per_coordinate` of section 1, tells you which coordinates
+# the encoder uses at all. The bound of section 1 holds for each coordinate on its own: the
+# sampled $z_j$ carries at most its average KL, in nats, about the image.
 
 # %%
-@torch.no_grad()
-def kl_per_coordinate(model, images: torch.Tensor) -> torch.Tensor:
-    """Average KL of each latent coordinate over the images, [L] in nats (as in notebook 05)."""
-    return kl_per_dimension(*model.encode(images)).mean(0)
-
-
 @torch.no_grad()
 def traversal(model, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """Decoded images [L * len(values), 1, H, W]: row j moves z_j across values."""
@@ -330,8 +398,6 @@ def what_each_coordinate_does(model, images: torch.Tensor, step: float = 2.0) ->
 
 
 # %% tags=["nbval-ignore-output"]
-ACTIVE = 0.05   # nats: a coordinate with less KL than this carries (almost) nothing
-# (notebook 05 called a unit active when its mean varied across images; here the KL decides)
 sample = test.images[:500]
 purity = {}
 for beta, model in wide.items():
@@ -387,16 +453,7 @@ if TRAINED:
 # the MIG values below cannot be compared with published dSprites scores.
 
 # %%
-GRID = sprites.SpriteGrid(scales=6, orientations=10, positions=16)
-SIZE = 32   # pixels per side
 print(f"grid sizes {dict(zip(sprites.FACTORS, GRID.sizes))}: {len(GRID)} combinations")
-
-# %% tags=["nbval-ignore-output"]
-sprite_train = sprites.make(N_SPRITES, size=SIZE, grid=GRID, seed=0, device=device)
-sprite_test = sprites.make(N_SPRITE_TEST, size=SIZE, grid=GRID, seed=1, device=device)
-print(f"{len(sprite_train)} training and {len(sprite_test)} test sprites, "
-      f"{tuple(sprite_train.images.shape[1:])} each")
-assert sprite_train.images.shape[1:] == (1, SIZE, SIZE) and sprite_train.factors.shape[1] == 5
 
 # %% [markdown]
 # In full mode the training set is the whole grid, so the test sprites are some of the
@@ -475,18 +532,8 @@ assert extremes["the factors of the finer grid"] < extremes["the factors themsel
 # beta=...)`, once you have done the exercises.
 
 # %% tags=["nbval-ignore-output"]
-RECIPE = dict(epochs=SPRITE_EPOCHS, batch_size=64, lr=5e-4, progress=False)
 steps = SPRITE_EPOCHS * -(-len(sprite_train) // 64)
 print(f"{steps} training steps of 64 images per model")
-
-
-def sprite_vae(seed: int, **objective) -> DeepMLPVAE:
-    """A 1024-512-512-10 VAE trained on the sprites with the recipe above (cached)."""
-    torch.manual_seed(seed)   # the initial weights depend on the seed too
-    model = DeepMLPVAE(latent_dim=10, hidden=(512, 512), image_size=SIZE).to(device)
-    train_or_load(model, sprite_train, seed=seed, objective=Objective(**objective), **RECIPE)
-    return model
-
 
 # %% tags=["nbval-ignore-output"]
 METHODS = {"β = 1": dict(beta=1.0), "β = 8": dict(beta=8.0)}
@@ -561,7 +608,6 @@ if TRAINED:   # what the next paragraph says
     assert max(share[name][:, 2].max() for name in METHODS) < 0.05  # orientation: dark
     assert share["β = 8"][:, 0].argmax() == share["β = 8"][:, 1].argmax()   # shape with scale
 
-
 # %% [markdown]
 # A disentangled model shows one bright cell per column and nothing else in that column.
 # With β = 8 the position columns come close: one bright cell each, knowing more than half of
@@ -571,12 +617,29 @@ if TRAINED:   # what the next paragraph says
 #
 # ### Disentanglement you can see · core
 #
-# Sections 3 and 4 trained one fully connected architecture on sprites, images of one shape
-# fixed by five known factors (shape, scale, orientation, $x$ and $y$ position), once with
-# β = 1 and once with β = 8, and measured with MIG that β = 8 disentangles. Now look. For
-# each model, take one sprite and move each *active* coordinate (KL above `ACTIVE` = 0.05
-# nats) from the 2nd to the 98th percentile of its codes, holding the others. Each row is
-# labelled with the factor that coordinate knows most about, and the fraction of it it knows.
+# Sprites are images of one white shape on black, fixed by five factors that you know
+# because the code drew them: shape, scale, orientation, and the $x$ and $y$ position. Two
+# fully connected VAEs with ten latent coordinates were trained on them with the same recipe,
+# one with β = 1 and one with β = 8 (the setup made the sprites and the recipe; here they
+# load from the cache). For each coordinate $z_j$ and factor $v_k$, `mig` counts the mutual
+# information $I(z_j; v_k)$ between the binned posterior means and the factor; divided by the
+# factor's entropy $H(v_k)$ it is the fraction of the factor that the coordinate knows.
+#
+# Now look. For each model, take one sprite and move each *active* coordinate (average KL
+# above `ACTIVE` = 0.05 nats, by your `kl_per_coordinate`) from the 2nd to the 98th
+# percentile of its codes, holding the others. Each row is labelled with the factor that
+# coordinate knows most about, and the fraction of it it knows.
+
+# %% tags=["nbval-ignore-output"]
+shown = {"β = 1": sprite_vae(SEEDS[0], beta=1.0), "β = 8": sprite_vae(SEEDS[0], beta=8.0)}
+known = {name: mig(encode_all(model, sprite_test), sprite_test.factors)
+         for name, model in shown.items()}
+print({name: f"MIG {r.score:.3f}" for name, r in known.items()})
+assert all(0 <= r.score <= 1 for r in known.values())
+if TRAINED:   # what the text after the figure says about the positions (columns 3 and 4)
+    position = {name: (r.mi / r.entropies)[:, 3:] for name, r in known.items()}
+    assert position["β = 1"].max() < 0.5 < position["β = 8"].max(0).values.min()
+
 
 # %%
 @torch.no_grad()
@@ -594,12 +657,11 @@ def active_traversal(model, x: torch.Tensor, codes: torch.Tensor, coords: list[i
 # %%
 x0, traversal_rows = sprite_test.images[0], {}
 fig, axes = plt.subplots(1, 2, figsize=(13, 7))
-for ax, name in zip(axes, METHODS):
-    model, r = sprite_vaes[name, SEEDS[0]], results[name, SEEDS[0]]
-    kls, known = kl_per_coordinate(model, sprite_test.images), r.mi / r.entropies
+for ax, (name, model) in zip(axes, shown.items()):
+    kls, knows = kl_per_coordinate(model, sprite_test.images), known[name].mi / known[name].entropies
     by_kl = kls.argsort(descending=True).tolist()                       # most used first
     coords = [j for j in by_kl if kls[j] > ACTIVE] or by_kl[:1]   # (fast mode: maybe none)
-    labels = [f"z{j + 1} {sprites.FACTORS[known[j].argmax()]} {known[j].max():.2f}"
+    labels = [f"z{j + 1} {sprites.FACTORS[knows[j].argmax()]} {knows[j].max():.2f}"
               for j in coords]
     images = active_traversal(model, x0, encode_all(model, sprite_test), coords)
     traversal_rows[name] = dict(zip(labels, images.view(len(coords), -1, 1, SIZE, SIZE)))
@@ -834,6 +896,7 @@ def mutual_information(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 # %%
+from companion.checks import skip_if_unwritten  # noqa: E402
 from companion.checks.beta_vae_disentanglement import (  # noqa: E402
     check_coordinate_for, check_gaussian_total_correlation, check_mutual_information)
 
@@ -858,7 +921,7 @@ check_mutual_information(mutual_information)
 # factor of the β = 8 sprite model (first seed), print the coordinate with the largest MI,
 # its KL, and the coordinate your function picks.
 
-# %% tags=["solution", "nbval-ignore-output"]
+# %% tags=["solution"]
 def coordinate_for(mi: torch.Tensor, kl: torch.Tensor, factor: int,
                    active: float = ACTIVE) -> int | None:
     """The active coordinate (KL above `active`) that knows most about `factor`, or None."""
@@ -868,25 +931,28 @@ def coordinate_for(mi: torch.Tensor, kl: torch.Tensor, factor: int,
     return int(mi[:, factor].masked_fill(~usable, -math.inf).argmax())
 
 
-r = results["β = 8", SEEDS[0]]
-kls = kl_per_coordinate(sprite_vaes["β = 8", SEEDS[0]], sprite_test.images).cpu()
-picks = {}
-for k, name in enumerate(sprites.FACTORS):
-    top, picks[name] = int(r.mi[:, k].argmax()), coordinate_for(r.mi, kls, k)
-    print(f"{name:>11}: largest MI in z{top + 1} (KL {kls[top]:.3f} nats, knows "
-          f"{r.mi[top, k] / r.entropies[k]:.0%} of the factor); active pick: "
-          f"{'none' if picks[name] is None else f'z{picks[name] + 1}'}")
-    if TRAINED:   # what the text after the self-check says
-        assert picks[name] == top and (name != "orientation" or r.mi[top, k] < 0.05 * r.entropies[k])
-
 # %%
 check_coordinate_for(coordinate_for)
 
+# %% tags=["nbval-ignore-output"]
+with skip_if_unwritten():                      # runs once coordinate_for is written
+    r = results["β = 8", SEEDS[0]]
+    kls = kl_per_coordinate(sprite_vaes["β = 8", SEEDS[0]], sprite_test.images).cpu()
+    picks = {name: coordinate_for(r.mi, kls, k) for k, name in enumerate(sprites.FACTORS)}
+    for k, name in enumerate(sprites.FACTORS):
+        top = int(r.mi[:, k].argmax())
+        print(f"{name:>11}: largest MI in z{top + 1} (KL {kls[top]:.3f} nats, knows "
+              f"{r.mi[top, k] / r.entropies[k]:.0%} of the factor); active pick: "
+              f"{'none' if picks[name] is None else f'z{picks[name] + 1}'}")
+        if TRAINED:   # the two choices agree; orientation's best coordinate knows < 5 % of it
+            assert picks[name] == top and (name != "orientation" or r.mi[top, k] < 0.05 * r.entropies[k])
+
 
 # %% [markdown]
-# On this model the two choices agree for every factor: the coordinates with the largest MI are
-# all active. The self-check tried cases where they differ. Look at orientation, though: the
-# coordinate with the largest MI knows almost none of it. The largest MI need not be a large one.
+# Compare the two choices in each printed line: does the active pick ever differ from the
+# coordinate with the largest MI on this model? The self-check tried cases where they differ.
+# Look at orientation too: how much of it does its best coordinate know? The largest MI need
+# not be a large one.
 
 # %% [markdown]
 # ### Exercise 3: the total correlation of a Gaussian

@@ -119,6 +119,17 @@ judge_accuracy = (judge(test.images) == test.labels).float().mean().item()
 print(f"kNN judge on clean test images: {judge_accuracy:.1%} correct")
 assert judge_accuracy > (0.9 if TRAINED else 0.3)
 
+# %% [markdown]
+# Two test images serve as the running example: the first "2" and the first "7" of the test
+# set.
+
+# %%
+first = {k: int((test.labels == k).nonzero()[0]) for k in range(10)}   # first test image per class
+x_u, x_v = test.images[first[2]], test.images[first[7]]
+print(f"test images {first[2]} (a {int(test.labels[first[2]])}) and {first[7]} "
+      f"(a {int(test.labels[first[7]])})")
+assert test.labels[first[2]] == 2 and test.labels[first[7]] == 7
+
 
 # %% [markdown]
 # ## 2. Morphing: two paths between two codes · deeper
@@ -172,12 +183,10 @@ assert abs(mid_linear.mean() / ends - 1 / math.sqrt(2)) < 0.05
 assert abs(mid_sphere.mean() / ends - 1) < 0.01
 
 # %% [markdown]
-# Now morph real digits. Take the first "2" and the first "7" of the test set, encode them
-# with the $L = 16$ model (the posterior means $\mu$), and decode ten points on each path.
+# Now morph real digits. Take the 2 and the 7 of section 1, encode them with the $L = 16$
+# model (the posterior means $\mu$), and decode ten points on each path.
 
 # %%
-first = {k: int((test.labels == k).nonzero()[0]) for k in range(10)}   # first test image per class
-x_u, x_v = test.images[first[2]], test.images[first[7]]
 z_u, z_v = test_codes[first[2]], test_codes[first[7]]
 t = torch.linspace(0, 1, 10)
 paths = {"linear": lerp(z_u, z_v, t), "spherical": slerp(z_u, z_v, t)}   # [10, 16] each
@@ -535,7 +544,7 @@ plt.show()
 
 # %% tags=["nbval-ignore-output"]
 codes2 = encode_all(vae2, train)                                               # [N_TRAIN, 2]
-direction2 = attribute_direction(codes2, train_slant)                          # [2]
+direction2 = attribute_direction(codes2, slant(train.images))                  # [2]: slant
 explorer(vae2, x_u, x_v, direction2, "slant", measure=slant)
 
 # %%
@@ -558,49 +567,59 @@ plt.show()
 # interpolation slider between the 2 and the 7, and of the slant slider on the 2, read left to
 # right and top to bottom. With two dimensions there is little room: the straight path from
 # the 2 to the 7 passes through other digits' regions, and the slant direction of this model
-# changes which digit you see, which the $L = 16$ model avoided for moderate $a$ (section
-# 3.2). Try `explorer(vae16, ...)` for sixteen sliders.
+# changes which digit you see. Try `explorer(vae16, ...)` for sixteen sliders.
 #
-# ## Exercises
+# Why does the path slider offer two paths? Under the prior $\mathcal N(0, I_L)$,
+# $\lVert z \rVert^2$ is a sum of $L$ squares, so in many dimensions samples live on a thin
+# shell of radius about $\sqrt L$, not near the origin. The midpoint of two independent
+# samples is $\mathcal N(0, I/2)$-distributed, with a norm near $\sqrt{L/2}$: the straight
+# ("linear") path cuts through the inside of the shell. The spherical path (slerp) walks along
+# the great circle and keeps its distance from the origin. Does the straight path pass
+# through places of *low* density under the prior?
 #
-# ### Exercise 1: the prior's density along a path
-#
-# Section 2 said that the straight path between two prior samples dips inside the shell
-# where samples live. Does it pass through places of *low* density? Write `log_prior(z)` that
-# returns $\log \mathcal N(z; 0, I)$ for each row of $z$ (shape $[T, L] \to [T]$), using only
-# tensor operations.
+# **Your turn (5 min).** Write `log_prior(z)` that returns $\log \mathcal N(z; 0, I)$ for each
+# row of `z`: shape `[T, L]` in, `[T]` out, using only tensor operations (each coordinate is
+# an independent standard normal).
 
 # %% tags=["solution"]
 def log_prior(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) of each row of z, [T, L] -> [T]."""
     return -0.5 * z.pow(2).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
 
 
 # %%
-from companion.checks import skip_if_unwritten  # noqa: E402
-from companion.checks.latent_arithmetic import check_log_prior  # noqa: E402
+from companion.checks import latent_arithmetic as checks  # noqa: E402
 
-check_log_prior(log_prior)
-
-# %% [markdown]
-# Now use it on the 2000 pairs of prior samples from section 2:
-
-# %%
-with skip_if_unwritten():                      # runs once log_prior is written
-    along = {name: torch.stack([log_prior(path(a, b, half))[0] for a, b in pairs]).mean().item()
-             for name, path in (("linear", lerp), ("spherical", slerp))}
-    print(f"mean log prior at the endpoints: {log_prior(pairs).mean():.1f}")
-    print({name: round(v, 1) for name, v in along.items()})
-    assert along["linear"] > log_prior(pairs).mean() and along["linear"] > along["spherical"]
-
+log_prior = checks.check_log_prior(log_prior)
 
 # %% [markdown]
-# Surprise: the linear midpoints have a *higher* prior density than the endpoints, because
-# the density of $\mathcal N(0, I)$ is largest at the origin. Yet almost no samples lie near
-# the origin: in 16 dimensions the volume near it is tiny. "High density" and "typical" are not
-# the same thing, which is why the argument for slerp is about the norm (where samples are),
-# not the density (how tall the peak is).
+# Use it on 2000 pairs of prior samples in $L = 16$: the norm and the log prior density at
+# the endpoints and at the midpoint of each path.
+
+# %% tags=["nbval-ignore-output"]
+prior_pairs = torch.randn(2000, 2, 16, generator=torch.Generator().manual_seed(0))  # [2000, 2, 16]
+points = {"endpoints": prior_pairs.flatten(0, 1)}                                  # [4000, 16]
+for name, path in (("linear", lerp), ("spherical", slerp)):
+    points[f"{name} midpoints"] = torch.stack([path(a, b, torch.tensor([0.5]))[0]
+                                               for a, b in prior_pairs])          # [2000, 16]
+density = {name: log_prior(z).mean().item() for name, z in points.items()}
+for name, z in points.items():
+    print(f"{name:>19}: mean norm {z.norm(dim=1).mean():.2f}, mean log prior {density[name]:6.1f}")
+assert density["linear midpoints"] > max(density["endpoints"], density["spherical midpoints"])
+assert points["linear midpoints"].norm(dim=1).mean() < 0.8 * points["endpoints"].norm(dim=1).mean()
+
+
+# %% [markdown]
+# Read the printed numbers. The linear midpoints sit well inside the shell, yet their prior
+# density is *higher* than at the endpoints, because the density of $\mathcal N(0, I)$ is
+# largest at the origin. Still almost no samples lie near the origin: in 16 dimensions the
+# volume near it is tiny. "High density" and "typical" are not the same thing, which is why
+# the argument for slerp is about the norm (where samples are), not the density (how tall the
+# peak is).
 #
-# ### Exercise 2: inpainting without an optimiser
+# ## Exercises
+#
+# ### Exercise 1: inpainting without an optimiser
 #
 # A cheaper way to inpaint: start from the masked image with the hidden pixels set to 0, and
 # repeat `steps` times: reconstruct the whole image with the model (`model.reconstruct`, which
@@ -618,6 +637,7 @@ def inpaint_by_iteration(model, x: torch.Tensor, mask: torch.Tensor, steps: int)
 
 
 # %%
+from companion.checks import skip_if_unwritten  # noqa: E402
 from companion.checks.latent_arithmetic import check_inpaint_by_iteration  # noqa: E402
 
 check_inpaint_by_iteration(inpaint_by_iteration, vae16, x[:16], mask)

@@ -5,14 +5,64 @@ import math
 import pytest
 import torch
 
+import torch.nn.functional as F
+
 from companion.checks import ExerciseError
-from companion.checks.autoencoders import check_bce_from_logits, check_rotate_codes
-from companion.losses import bernoulli_nll
+from companion.checks.autoencoders import (check_bce_from_logits, check_rotate_codes,
+                                           check_squared_error_loss)
+from companion.losses import bernoulli_nll, squared_error
 from companion.models import Autoencoder
 
 
 def random_images(n: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+# --- core exercise: the squared error of each image -------------------------------------------
+
+def reference_squared_error_loss(logits, x):
+    return (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(dim=1)
+
+
+@pytest.mark.parametrize("answer", [
+    reference_squared_error_loss,
+    lambda a, x: F.mse_loss(torch.sigmoid(a), x, reduction="none").sum(dim=(1, 2, 3)),
+    lambda a, x: ((x - torch.sigmoid(a)) ** 2).view(len(x), -1).sum(-1).double(),
+])
+def test_squared_error_check_returns_a_right_answer_itself(answer, capsys):
+    assert check_squared_error_loss(answer) is answer
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
+def test_squared_error_check_hands_on_the_course_answer_for_a_stub(capsys):
+    def squared_error_loss(logits, x):
+        raise NotImplementedError("Exercise: write `squared_error_loss`")
+    assert check_squared_error_loss(squared_error_loss) is squared_error
+    assert capsys.readouterr().out.startswith("Not attempted yet: `squared_error_loss`")
+
+
+def test_squared_error_check_leaves_the_global_random_state_alone():
+    before = torch.get_rng_state()
+    check_squared_error_loss(reference_squared_error_loss)
+    assert torch.equal(before, torch.get_rng_state())
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda a, x: (a - x).pow(2).flatten(1).sum(1), "compared the logits"),
+    (lambda a, x: reference_squared_error_loss(a, x) / 784, "averaged over the pixels"),
+    (lambda a, x: reference_squared_error_loss(a, x).sqrt(), "square root"),
+    (lambda a, x: (torch.sigmoid(a) - x).abs().flatten(1).sum(1), "absolute error"),
+    (lambda a, x: F.mse_loss(torch.sigmoid(a), x), "one number for the whole batch"),
+    (lambda a, x: reference_squared_error_loss(a, x).sum(), "one number for the whole batch"),
+    (lambda a, x: reference_squared_error_loss(a, x).flatten()[:2], "expected shape"),
+    (lambda a, x: reference_squared_error_loss(a, x).tolist(), "torch.Tensor"),
+    (lambda a, x: reference_squared_error_loss(a, x) / 0, "NaN or infinity"),
+    (lambda a, x: (torch.sigmoid(a) - x.round()).pow(2).flatten(1).sum(1), "expected the sum"),
+    (lambda a, x: reference_squared_error_loss(a, x).detach(), "no gradient"),
+])
+def test_squared_error_check_names_the_mistake(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_squared_error_loss(wrong)
 
 
 # --- exercise 1: the Bernoulli loss from logits -----------------------------------------------

@@ -98,3 +98,68 @@ def test_gaussian_total_correlation_check_reports_an_unwritten_stub(capsys):
         raise NotImplementedError("Exercise: write `gaussian_total_correlation`")
     assert check_gaussian_total_correlation(gaussian_total_correlation) is None
     assert "Not attempted yet" in capsys.readouterr().out
+
+
+# --- the core exercise: the KL of each coordinate ----------------------------------------------
+
+from companion.checks.beta_vae_disentanglement import (  # noqa: E402
+    _reference_kl_per_coordinate, check_kl_per_coordinate)
+from companion.models import MLPVAE  # noqa: E402
+
+
+def _kl_terms(model, images):
+    mu, logvar = model.encode(images)
+    return mu, logvar
+
+
+def test_kl_per_coordinate_check_accepts_the_reference_and_hands_the_learners_on(capsys):
+    def mine(model, images):
+        mu, logvar = _kl_terms(model, images)
+        return (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).mean(0)
+
+    assert check_kl_per_coordinate(_reference_kl_per_coordinate) is _reference_kl_per_coordinate
+    assert check_kl_per_coordinate(mine) is mine
+    assert capsys.readouterr().out.count("Correct") == 2
+
+
+def test_kl_per_coordinate_reference_is_the_mean_kl_of_a_real_vae():
+    torch.manual_seed(0)
+    model = MLPVAE(latent_dim=3, hidden=8).eval()
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    kls = _reference_kl_per_coordinate(model, x)
+    mu, logvar = model.encode(x)
+    want = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu, (0.5 * logvar).exp()), torch.distributions.Normal(0.0, 1.0))
+    assert kls.shape == (3,) and torch.allclose(kls, want.mean(0), atol=1e-5)
+
+
+def _kl(mu, logvar):
+    return 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda m, x: _kl(*_kl_terms(m, x)).sum(1), "one number per image"),
+    (lambda m, x: _kl(*_kl_terms(m, x)), "every image and coordinate"),
+    (lambda m, x: _kl(*_kl_terms(m, x)).sum(1).mean(), "the rate"),
+    (lambda m, x: _kl(*_kl_terms(m, x)).sum(0), "summed over the images"),
+    (lambda m, x: 2 * _kl(*_kl_terms(m, x)).mean(0), "factor 1/2"),
+    (lambda m, x: _kl(_kl_terms(m, x)[0], 2 * _kl_terms(m, x)[1]).mean(0), "log sigma\\."),
+    (lambda m, x: (_kl(*_kl_terms(m, x)) + 0.5).mean(0), "-1 is missing"),
+    (lambda m, x: (_kl(*_kl_terms(m, x)) + _kl_terms(m, x)[1]).mean(0), "sign"),
+    (lambda m, x: 0.5 * (_kl_terms(m, x)[0] ** 2 + _kl_terms(m, x)[1] - 1
+                         - _kl_terms(m, x)[1].log()).mean(0), "NaN"),
+    (lambda m, x: _kl(*_kl_terms(m, x)).mean(0) + 0.01, "the prior itself"),
+    (lambda m, x: 1.1 * _kl(*_kl_terms(m, x)).mean(0), "expected"),
+    (lambda m, x: _kl(*_kl_terms(m, x)).mean(0).tolist(), "torch.Tensor"),
+])
+def test_kl_per_coordinate_check_names_the_usual_mistakes(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_kl_per_coordinate(wrong)
+
+
+def test_kl_per_coordinate_check_hands_on_the_reference_while_unwritten(capsys):
+    def kl_per_coordinate(model, images):
+        raise NotImplementedError
+
+    assert check_kl_per_coordinate(kl_per_coordinate) is _reference_kl_per_coordinate
+    assert "Not attempted yet: `kl_per_coordinate`" in capsys.readouterr().out

@@ -4,11 +4,71 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+import torch.distributions as D
 from torch.distributions import kl_divergence as torch_kl
 
 from companion.checks import ExerciseError
 from companion.checks import kl_divergence as checks
 from companion.losses import bernoulli_nll, kl_divergence
+
+# --- core exercise: kl_diagonal ---------------------------------------------------------------
+
+def kl_diagonal(mu, logvar):
+    return 0.5 * (mu**2 + logvar.exp() - logvar - 1).sum(-1)
+
+
+def half(mu, logvar, var=None, log_var=None, mean_sq=None, scale=0.5, one=1.0):
+    """The bracket of the closed form with one piece swapped out, summed over dimensions."""
+    var = logvar.exp() if var is None else var
+    log_var = logvar if log_var is None else log_var
+    mean_sq = mu**2 if mean_sq is None else mean_sq
+    return scale * (mean_sq + var - log_var - one).sum(-1)
+
+
+@pytest.mark.parametrize("answer", [
+    kl_diagonal,
+    kl_divergence,
+    lambda mu, lv: torch_kl(D.Independent(D.Normal(mu, (0.5 * lv).exp()), 1),
+                            D.Independent(D.Normal(torch.zeros_like(mu), torch.ones_like(mu)), 1)),
+    lambda mu, lv: kl_diagonal(mu.float(), lv.float()),                         # float32
+])
+def test_check_kl_diagonal_accepts_right_answers(answer, capsys):
+    assert checks.check_kl_diagonal(answer) is answer
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, match", [
+    (lambda mu, lv: -kl_diagonal(mu, lv), "that is -KL"),
+    (lambda mu, lv: 0.5 * (mu**2 + lv.exp() + lv + 1).sum(-1), "sign slip"),
+    (lambda mu, lv: half(mu, lv, var=(0.5 * lv).exp()), "sigma = exp\\(logvar / 2\\)"),
+    (lambda mu, lv: half(mu, lv, var=lv.exp() ** 2), "\\(sigma\\^2\\)\\^2"),
+    (lambda mu, lv: half(mu, lv, var=lv), "logvar itself as the variance"),
+    (lambda mu, lv: half(mu, lv, log_var=0.5 * lv), "not log sigma"),
+    (lambda mu, lv: half(mu, lv, log_var=0 * lv), "log sigma\\^2 term is missing"),
+    (lambda mu, lv: half(mu, lv, scale=1.0), "factor 1/2"),
+    (lambda mu, lv: half(mu, lv, mean_sq=mu), "mu\\^2, not mu"),
+    (lambda mu, lv: 0.5 * (mu**2 + lv.exp() - lv - 1).mean(-1), "averaged over the latent"),
+    (lambda mu, lv: kl_diagonal(mu, lv).sum(), "one number for the whole batch"),
+    (lambda mu, lv: kl_diagonal(mu, lv).mean(), "one number for the whole batch"),
+    (lambda mu, lv: 0.5 * (mu**2 + lv.exp() - lv - 1), "shape \\[N, L\\]"),
+    (lambda mu, lv: 0.5 * (mu**2 + lv.exp() - lv - 1).sum(0), "reduced over the batch"),
+    (lambda mu, lv: half(mu, lv, one=0.0), "check the '- 1'"),
+    (lambda mu, lv: kl_diagonal(mu, lv).tolist(), "torch.Tensor"),
+    (lambda mu, lv: kl_diagonal(mu, lv) + 0.01 * mu[:, 0], "torch.distributions"),
+    (lambda mu, lv: kl_diagonal(mu.view(-1), lv), "Calling your function raised"),
+])
+def test_check_kl_diagonal_names_the_usual_mistakes(wrong, match):
+    with pytest.raises(ExerciseError, match=match):
+        checks.check_kl_diagonal(wrong)
+
+
+def test_an_unwritten_kl_diagonal_gets_the_course_answer(capsys):
+    def kl_diagonal(mu, logvar):
+        raise NotImplementedError("Exercise: write `kl_diagonal`")
+    handed_on = checks.check_kl_diagonal(kl_diagonal)
+    assert "Not attempted yet: `kl_diagonal`" in capsys.readouterr().out
+    assert handed_on is kl_divergence
+
 
 # --- exercise 1 ----------------------------------------------------------------------------
 

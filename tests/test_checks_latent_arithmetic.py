@@ -76,3 +76,31 @@ def _once(model, x, mask, steps):
 def test_check_inpaint_by_iteration_rejects_typical_mistakes(setting, wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_inpaint_by_iteration(wrong, *setting)
+
+
+# --- the core exercise hands the course's log prior on --------------------------------------
+
+from companion.checks.latent_arithmetic import _reference_log_prior  # noqa: E402
+
+
+def test_reference_log_prior_matches_torch_distributions():
+    z = torch.randn(6, 4, generator=gen(5)) * 2
+    want = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    assert torch.allclose(_reference_log_prior(z), want, atol=1e-5)
+    check_log_prior(_reference_log_prior)
+
+
+def test_check_log_prior_returns_the_learners_function_when_right(capsys):
+    def mine(z):
+        return -0.5 * z.pow(2).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+
+    assert check_log_prior(mine) is mine
+    assert "Correct" in capsys.readouterr().out
+
+
+def test_check_log_prior_hands_on_the_reference_while_unwritten(capsys):
+    def log_prior(z):
+        raise NotImplementedError
+
+    assert check_log_prior(log_prior) is _reference_log_prior
+    assert "Not attempted yet: `log_prior`" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from companion.checks.reparameterization import (SMOOTH, STEP, check_reparameter
                                                  check_score_logvar)
 from companion.models import VAE
 
-# ---------------------------------------------------------------- exercise 1: reparameterize
+# ------------------------------------------------------ core exercise (section 4): reparameterize
 
 
 def reference(mu, logvar):
@@ -105,6 +105,18 @@ def test_wrong_reparameterize_rejected_with_hint(wrong, hint):
         check_reparameterize(wrong)
 
 
+def test_an_unwritten_reparameterize_gets_the_course_answer(capsys):
+    def reparameterize(mu, logvar):
+        raise NotImplementedError("Exercise: write `reparameterize`")
+    assert check_reparameterize(reparameterize) is VAE.reparameterize
+    assert "Not attempted yet: `reparameterize`" in capsys.readouterr().out
+
+
+def test_a_right_reparameterize_is_handed_back(capsys):
+    assert check_reparameterize(reference) is reference
+    assert capsys.readouterr().out.startswith("Correct:")
+
+
 def test_checks_leave_global_rng_alone():
     torch.manual_seed(7)
     expected = torch.randn(3)
@@ -112,7 +124,7 @@ def test_checks_leave_global_rng_alone():
     check_reparameterize(reference)
     assert torch.equal(torch.randn(3), expected)
 
-# ----------------------------------------------------- exercise 2: score function for logvar
+# ----------------------------------------------------- exercise 1: score function for logvar
 
 
 def score_logvar(f, mu, logvar, n):

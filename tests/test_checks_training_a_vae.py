@@ -7,8 +7,9 @@ import torch.distributions as D
 import torch.nn.functional as F
 
 from companion.checks import ExerciseError
+from companion.checks import training_a_vae as course
 from companion.checks.training_a_vae import (check_elbo_from_distributions, check_free_bits,
-                                             check_iwae)
+                                             check_iwae, check_negative_elbo, check_train_step)
 from companion.losses import free_bits_kl
 
 
@@ -143,3 +144,135 @@ def test_free_bits_check_reports_an_unwritten_stub(capsys):
         raise NotImplementedError("Exercise: write `free_bits_term`")
     check_free_bits(free_bits_term)
     assert "Not attempted yet" in capsys.readouterr().out
+
+
+# --- section 1 (core): negative_elbo and train_step -------------------------------------------
+
+def negative_elbo(logits, x, mu, logvar):
+    """The notebook's answer, formulas spelled out."""
+    reconstruction = F.binary_cross_entropy_with_logits(
+        logits, x.flatten(1), reduction="none").sum(dim=1)
+    kl = 0.5 * (mu**2 + logvar.exp() - logvar - 1).sum(dim=1)
+    return (reconstruction + kl).mean(), reconstruction.mean(), kl.mean()
+
+
+def elbo_parts(recon=None, kl=None, total=lambda r, k: r + k):
+    """negative_elbo with the reconstruction or the KL (per image, [N]) swapped for another."""
+    def fn(logits, x, mu, logvar):
+        r = (F.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="none").sum(1)
+             if recon is None else recon(logits, x.flatten(1)))
+        k = 0.5 * (mu**2 + logvar.exp() - logvar - 1).sum(1) if kl is None else kl(mu, logvar)
+        return total(r.mean(), k.mean()), r.mean(), k.mean()
+    return fn
+
+
+@pytest.mark.parametrize("answer", [
+    negative_elbo, course.course_negative_elbo,
+    lambda lg, x, mu, lv: (lambda r, k: ((r + k).mean(), r.mean(), k.mean()))(
+        *parts(lg, x.flatten(1), mu, lv)[:1], parts(lg, x.flatten(1), mu, lv)[1].sum(1)),
+])
+def test_negative_elbo_check_accepts_right_answers(answer, capsys):
+    assert check_negative_elbo(answer) is answer
+    assert "Correct" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (elbo_parts(recon=lambda lg, x: F.binary_cross_entropy_with_logits(lg, x).expand(len(x))),
+     "beta = 784"),
+    (elbo_parts(recon=lambda lg, x: -F.binary_cross_entropy_with_logits(
+        lg, x, reduction="none").sum(1)), "reconstruction has the wrong sign"),
+    (elbo_parts(recon=lambda lg, x: F.binary_cross_entropy(
+        torch.sigmoid(torch.sigmoid(lg)), x, reduction="none").sum(1)), "takes logits"),
+    (elbo_parts(kl=lambda mu, lv: -0.5 * (mu**2 + lv.exp() - lv - 1).sum(1)), "KL has the wrong sign"),
+    (elbo_parts(kl=lambda mu, lv: (mu**2 + lv.exp() - lv - 1).sum(1)), "factor 1/2"),
+    (elbo_parts(kl=lambda mu, lv: 0.5 * (mu**2 + (0.5 * lv).exp() - lv - 1).sum(1)),
+     "sigma = exp\\(logvar / 2\\)"),
+    (elbo_parts(kl=lambda mu, lv: 0.5 * (mu**2 + lv.exp() ** 2 - lv - 1).sum(1)), "sigma\\^4"),
+    (elbo_parts(kl=lambda mu, lv: 0.5 * (mu**2 + lv.exp() + lv + 1).sum(1)), "sign slip"),
+    (elbo_parts(kl=lambda mu, lv: 0.5 * (mu**2 + lv.exp() - lv - 1).mean(1)),
+     "averaged over the latent dimensions"),
+    (elbo_parts(total=lambda r, k: r - k), "KL enters the loss with the wrong sign"),
+    (elbo_parts(total=lambda r, k: r), "reconstruction \\+ KL"),
+    (lambda lg, x, mu, lv: negative_elbo(lg, x, mu, lv)[0], "return three numbers"),
+    (lambda lg, x, mu, lv: tuple(t.detach() for t in negative_elbo(lg, x, mu, lv)),
+     "not connected"),
+    (lambda lg, x, mu, lv: (lambda r: ((r + 1).mean(), r.mean(), torch.ones(()) * 1.0))(
+        F.binary_cross_entropy_with_logits(lg, x, reduction="none")), "flatten"),
+])
+def test_negative_elbo_check_names_the_usual_mistakes(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_negative_elbo(wrong)
+
+
+def test_negative_elbo_check_names_a_batch_sum():
+    def summed(lg, x, mu, lv):
+        r = F.binary_cross_entropy_with_logits(lg, x.flatten(1), reduction="none").sum(1)
+        k = 0.5 * (mu**2 + lv.exp() - lv - 1).sum(1)
+        return (r + k).mean(), r.mean(), k.sum()
+    with pytest.raises(ExerciseError, match="summed over the batch"):
+        check_negative_elbo(summed)
+
+
+def step_with(order=("zero", "backward", "step"), sign=1.0, returns=lambda loss: loss.item(),
+              use=None):
+    """A train_step doing the moves in `order`; the optimizer `use` instead of the argument."""
+    def train_step(model, optimizer, x):
+        opt = optimizer if use is None else use
+        logits, mu, logvar = model(x)
+        loss = negative_elbo(logits, x, mu, logvar)[0]
+        for move in order:
+            {"zero": opt.zero_grad, "backward": lambda: (sign * loss).backward(),
+             "step": opt.step}[move]()
+        return returns(loss)
+    return train_step
+
+
+def test_train_step_check_accepts_the_answer(capsys):
+    right = step_with()
+    assert check_train_step(right) is right
+    assert check_train_step(course.course_train_step) is course.course_train_step
+    assert capsys.readouterr().out.count("Correct") == 2
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (step_with(order=("backward", "step")), "zero_grad\\(\\) before loss.backward"),
+    (step_with(order=("backward", "step", "zero")), "zero_grad\\(\\) before loss.backward"),
+    (step_with(order=("zero", "step", "backward")), "did not change"),
+    (step_with(order=("step", "zero", "backward")), "backward\\(\\) before optimizer.step"),
+    (step_with(order=("step",)), "backward\\(\\) before optimizer.step"),
+    (step_with(order=("zero", "backward")), "did not change"),
+    (step_with(order=("backward", "zero", "step")), "did not change"),
+    (step_with(sign=-1.0), "uphill"),
+    (step_with(order=("zero", "backward", "step", "step")), "not by one step"),
+    (step_with(returns=lambda loss: loss), "loss.item\\(\\)"),
+    (step_with(returns=lambda loss: None), "not NoneType"),
+    (step_with(returns=lambda loss: 2 * loss.item()), "return loss.item"),
+    (step_with(use=torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)),
+     "optimizer passed in"),
+    (lambda model, optimizer, x: step_with()(model, optimizer, x.flatten(1)[:, :10]),
+     "Calling your function raised"),
+])
+def test_train_step_check_names_the_usual_mistakes(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_train_step(wrong)
+
+
+def test_core_checks_hand_on_the_course_answer_while_unwritten(capsys):
+    def negative_elbo(logits, x, mu, logvar):
+        raise NotImplementedError("Exercise: write `negative_elbo`")
+
+    def train_step(model, optimizer, x):
+        raise NotImplementedError("Exercise: write `train_step`")
+    assert check_negative_elbo(negative_elbo) is course.course_negative_elbo
+    assert check_train_step(train_step) is course.course_train_step
+    out = capsys.readouterr().out
+    assert "Not attempted yet: `negative_elbo`" in out and "Not attempted yet: `train_step`" in out
+
+
+def test_core_checks_leave_the_global_rng_alone():
+    torch.manual_seed(7)
+    expected = torch.randn(3)
+    torch.manual_seed(7)
+    check_train_step(step_with())
+    check_negative_elbo(negative_elbo)
+    assert torch.equal(torch.randn(3), expected)

@@ -131,3 +131,28 @@ def _beta_on_the_likelihood(model, x, beta):
 def test_beta_optimal_q_names_the_mistake(answer, hint):
     with pytest.raises(ExerciseError, match=hint):
         checks.check_beta_optimal_q(answer)
+
+
+# --- the core exercise hands on an answer and leaves the notebook's random numbers alone ---
+
+def test_mc_elbo_check_returns_a_right_answer_itself():
+    assert checks.check_mc_elbo(right_mc_elbo) is right_mc_elbo
+
+
+def test_mc_elbo_check_hands_on_the_course_answer_for_a_stub(capsys):
+    def mc_elbo(model, x, mean, cov, n_samples, generator=None):
+        raise NotImplementedError("Exercise: write `mc_elbo`")
+    fn = checks.check_mc_elbo(mc_elbo)
+    assert capsys.readouterr().out.startswith("Not attempted yet: `mc_elbo`")
+    model, x = checks._problem()
+    mean, cov = checks._some_q(model, x)
+    estimate = fn(model, x, mean, cov, 20_000, torch.Generator().manual_seed(0))
+    assert fn is checks._reference_mc_elbo
+    assert torch.allclose(estimate, model.elbo(x, mean, cov), atol=0.3)   # Monte Carlo error
+
+
+def test_mc_elbo_check_leaves_the_global_random_state_alone():
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    checks.check_mc_elbo(right_mc_elbo_with_torch_distributions)   # draws from the global RNG
+    assert torch.equal(before, torch.get_rng_state())

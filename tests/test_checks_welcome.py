@@ -130,3 +130,10 @@ def _naive(x):
 def test_bce_floor_names_the_mistake(answer, hint):
     with pytest.raises(ExerciseError, match=hint):
         welcome.check_bce_floor(answer)
+
+
+def test_to_unit_interval_stub_is_not_attempted_yet(capsys):
+    def to_unit_interval(raw):
+        raise NotImplementedError("Exercise: write `to_unit_interval`")
+    assert welcome.check_to_unit_interval(to_unit_interval) is None
+    assert capsys.readouterr().out.startswith("Not attempted yet: `to_unit_interval`")

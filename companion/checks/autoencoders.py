@@ -1,4 +1,10 @@
-"""Self-checks for the exercises of notebook 01 (autoencoders)."""
+"""Self-checks for the exercises of notebook 01 (autoencoders).
+
+    check_squared_error_loss(fn)   core exercise: ||x - sigmoid(logits)||^2 per image; hands on
+                                   the course's `squared_error` while unwritten
+    check_bce_from_logits(fn)      Exercise 1: the Bernoulli NLL from logits, exact at +-200
+    check_rotate_codes(fn, ...)    Exercise 2: rotate a 2-D latent space, keep the outputs
+"""
 from __future__ import annotations
 
 import math
@@ -7,7 +13,55 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from companion.checks import expect, passed, self_check
+from companion.checks import as_double, expect, passed, self_check
+from companion.losses import squared_error
+
+
+# --- core exercise: the autoencoder's squared error -----------------------------------------
+
+def _se_case() -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and grey images [3, 1, 28, 28], float32, from a local generator (not the global one)."""
+    g = torch.Generator().manual_seed(5)
+    return 2 * torch.randn(3, 1, 28, 28, generator=g), torch.rand(3, 1, 28, 28, generator=g)
+
+
+@self_check(reference=squared_error)
+def check_squared_error_loss(squared_error_loss: Callable[[torch.Tensor, torch.Tensor],
+                                                          torch.Tensor]) -> None:
+    """Core exercise: squared_error_loss(logits, x) -> [N], ||x - sigmoid(logits)||^2 per image."""
+    logits, x = _se_case()
+    given = logits.clone().requires_grad_()
+    out = squared_error_loss(given, x.clone())
+    expect(isinstance(out, torch.Tensor), f"return a torch.Tensor, not {type(out).__name__}")
+    expect(out.numel() != 1 or len(x) == 1,
+           "you returned one number for the whole batch: return one number per image, shape "
+           "[N]. Sum over the pixels only: .flatten(1).sum(dim=1) (F.mse_loss averages "
+           "everything unless reduction='none')")
+    got = as_double(out, (len(x),), "one loss per image", finite=True)
+    lo, xd = logits.double(), x.double()
+    want = (torch.sigmoid(lo) - xd).pow(2).flatten(1).sum(1)
+
+    def near(value: torch.Tensor) -> bool:
+        return torch.allclose(got, value, rtol=1e-4, atol=1e-4)
+
+    expect(not near((lo - xd).pow(2).flatten(1).sum(1)),
+           "you compared the logits with the pixels: the decoder's pixels are "
+           "torch.sigmoid(logits), numbers in [0, 1]")
+    expect(not near(want / 784),
+           "you averaged over the pixels: the squared error of an image sums over its 784 "
+           "pixels (.sum, not .mean)")
+    expect(not near(want.sqrt()),
+           "that is the distance ||x - x_hat||, not its square: drop the square root")
+    expect(not near((torch.sigmoid(lo) - xd).abs().flatten(1).sum(1)),
+           "that is the absolute error: square the differences (.pow(2))")
+    expect(near(want),
+           f"expected the sum over pixels of (sigmoid(logits) - x)^2 (first image: "
+           f"{want[0].item():.3f}), got {got[0].item():.3f}")
+    expect(out.requires_grad,
+           "no gradient flows back to the logits: compute the loss with torch operations, "
+           "without .detach(), .item() or numpy, or the network cannot train on it")
+    passed("one squared error per image, summed over its pixels, on the sigmoid of the logits.")
+
 
 
 def _bce(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,5 @@
-"""Self-checks for the exercises of notebook 06 (beta-VAE, measured disentanglement, total
-correlation)."""
+"""Self-checks for the exercises of notebook 06 (beta-VAE, the KL of each coordinate, measured
+disentanglement, total correlation)."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,70 @@ from typing import Callable
 
 import torch
 
-from companion.checks import expect, passed, self_check
+from companion.checks import as_double, close, expect, passed, self_check
 from companion.evaluation.disentanglement import entropy, mutual_information
+from companion.gaussians import kl_per_dimension
+
+
+@torch.no_grad()
+def _reference_kl_per_coordinate(model, images: torch.Tensor) -> torch.Tensor:
+    """Average KL of each latent coordinate over the images, [L] in nats."""
+    return kl_per_dimension(*model.encode(images)).mean(0)
+
+
+class _Encoder:
+    """A stand-in for a VAE whose encoder returns fixed (mu, logvar), [N, L] each."""
+
+    def __init__(self, mu: torch.Tensor, logvar: torch.Tensor):
+        self.mu, self.logvar, self.latent_dim = mu, logvar, mu.shape[1]
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mu.clone(), self.logvar.clone()
+
+
+@self_check(reference=_reference_kl_per_coordinate)
+def check_kl_per_coordinate(kl_fn: Callable[..., torch.Tensor]) -> None:
+    """Core exercise: the average KL of each coordinate, [L] in nats, from model.encode."""
+    g = torch.Generator().manual_seed(0)
+    n, dims = 6, 4
+    mu = torch.randn(n, dims, generator=g) * torch.tensor([1.5, 0.5, 0.0, 1.0])
+    logvar = torch.randn(n, dims, generator=g) * 0.5 - torch.tensor([1.0, 0.3, 0.0, 2.0])
+    mu[:, 2], logvar[:, 2] = 0.0, 0.0                   # coordinate 3: the prior, KL 0
+    images = torch.rand(n, 1, 28, 28, generator=g)
+    got = kl_fn(_Encoder(mu, logvar), images)
+    what = "kl_per_coordinate"
+    expect(not (isinstance(got, torch.Tensor) and tuple(got.shape) == (n,)),
+           f"{what}: you returned one number per image, shape [{n}]. Sum nothing over the "
+           "coordinates: average each coordinate's KL over the images (dim 0), shape [L]")
+    expect(not (isinstance(got, torch.Tensor) and tuple(got.shape) == (n, dims)),
+           f"{what}: you returned the KL of every image and coordinate, [{n}, {dims}]. Average "
+           "over the images (dim 0) to get one number per coordinate, [L]")
+    expect(not (isinstance(got, torch.Tensor) and got.dim() == 0),
+           f"{what}: you returned one number, the rate. Keep the coordinates apart: [L]")
+    out = as_double(got, (dims,), what)
+    mu, logvar = mu.double(), logvar.double()
+    want = (0.5 * (mu ** 2 + logvar.exp() - 1 - logvar)).mean(0)
+    expect(not close(out, want * n), f"{what}: your numbers are {n} times too large: you "
+           "summed over the images. Take the mean over dim 0")
+    expect(not close(out, 2 * want), f"{what}: your numbers are twice the KL: the factor 1/2 "
+           "in front of (mu^2 + sigma^2 - 1 - log sigma^2) is missing")
+    expect(not close(out, (0.5 * (mu ** 2 + (2 * logvar).exp() - 1 - 2 * logvar)).mean(0)),
+           f"{what}: you used logvar as log sigma. The encoder returns log sigma^2, so "
+           "sigma^2 = logvar.exp() and log sigma^2 = logvar")
+    expect(not close(out, (0.5 * (mu ** 2 + logvar.exp() - logvar)).mean(0)),
+           f"{what}: the -1 is missing: a coordinate whose posterior is the prior "
+           "(mu = 0, logvar = 0) must cost 0 nats, not 1/2")
+    expect(not close(out, (0.5 * (mu ** 2 + logvar.exp() - 1 + logvar)).mean(0)),
+           f"{what}: the sign of the log-variance term is wrong: it is - log sigma^2 = - logvar")
+    expect(bool(torch.isfinite(out).all()), f"{what}: the result contains NaN or infinity. "
+           "sigma^2 = logvar.exp(); never take the log of logvar")
+    expect(abs(out[2].item()) < 1e-6, f"{what}: coordinate 3 of the test has mu = 0 and "
+           f"logvar = 0, the prior itself, so its KL is 0; you give {out[2].item():.4f}")
+    expect(close(out, want), f"{what}: expected {[round(v, 4) for v in want.tolist()]} nats, "
+           f"got {[round(v, 4) for v in out.tolist()]}. KL_j = (mu_j^2 + sigma_j^2 - 1 - "
+           "log sigma_j^2) / 2, averaged over the images")
+    passed("the average KL of each coordinate, zero for a coordinate whose posterior is the "
+           "prior.")
 
 
 def _label_pairs() -> list[tuple[str, torch.Tensor, torch.Tensor]]:

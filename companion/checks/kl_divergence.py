@@ -1,5 +1,12 @@
 """Self-checks for the exercises of notebook 04 (the KL divergence).
 
+    check_kl_diagonal(fn)        section 3 (core): the closed-form KL of a diagonal Gaussian to
+                                 N(0, I), [N, L] -> [N]; hands on the course's answer,
+                                 `companion.gaussians.kl_divergence`, while it is not written
+    check_kl_two_gaussians(fn)   Exercise 1: KL(N(mu, e^logvar) || N(m, e^logs2))
+    check_kl_to_laplace_mc(fn)   Exercise 2: the KL to a Laplace prior, by Monte Carlo
+    check_effective_beta(fn)     Exercise 3: the beta a loss snippet trains with
+
 Each check runs the learner's function on inputs whose right answer is known (taken from
 torch.distributions or from the definition) and names the usual mistake when the answer is
 wrong: the reverse direction KL(p || q), a sign slip, a missing 1/2, probabilities where
@@ -11,9 +18,86 @@ import math
 from typing import Callable
 
 import torch
-from torch.distributions import Laplace, Normal, kl_divergence
+from torch.distributions import Independent, Laplace, Normal, kl_divergence
 
-from companion.checks import as_double, close, expect, passed, self_check
+from companion import gaussians
+from companion.checks import ExerciseError, as_double, close, expect, passed, self_check, unwritten
+
+
+# --- core exercise: the closed-form KL of a diagonal Gaussian to N(0, I) ---------------------
+
+def _diagonal_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    """mu, logvar [6, 5], float64: six examples, five dimensions, sigma^2 from e^-3 to e^2."""
+    g = torch.Generator().manual_seed(12)
+    mu = 1.5 * torch.randn(6, 5, generator=g, dtype=torch.float64)
+    logvar = -3 + 5 * torch.rand(6, 5, generator=g, dtype=torch.float64)
+    return mu, logvar
+
+
+@self_check(reference=gaussians.kl_divergence)
+def check_kl_diagonal(kl_diagonal: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Core exercise: kl_diagonal(mu, logvar [N, L]) = KL(N(mu, diag e^logvar) || N(0, I)), [N]."""
+    mu, logvar = _diagonal_inputs()
+    n, latent = mu.shape
+    try:
+        out = kl_diagonal(mu.clone(), logvar.clone())
+    except Exception as err:
+        if isinstance(err, ExerciseError) or unwritten(err):
+            raise
+        raise ExerciseError(f"Calling your function raised {type(err).__name__}: {err}\n"
+                            "It gets mu and logvar, two tensors of shape [N, L].") from err
+    expect(isinstance(out, torch.Tensor), f"return a torch.Tensor, not {type(out).__name__}")
+    shape = tuple(out.shape)
+    expect(shape != (), "one number for the whole batch: return one KL per example, shape [N]. "
+           "Sum over the latent dimension only (dim=-1), not over the batch as well")
+    expect(shape != (n, latent), "one KL per example and dimension, shape [N, L]: the KL of "
+           "the diagonal Gaussian is the sum of them, so sum over the latent dimension (dim=-1)")
+    expect(shape != (latent,), f"shape [L] = [{latent}]: you reduced over the batch (dim=0). "
+           "Sum over the latent dimension, the last one (dim=-1)")
+    out = as_double(out, (n,), "one KL per example", finite=True)
+    q = Independent(Normal(mu, (0.5 * logvar).exp()), 1)
+    p = Independent(Normal(torch.zeros_like(mu), torch.ones_like(mu)), 1)
+    want = kl_divergence(q, p)                                              # [N]
+    var = logvar.exp()
+
+    def kl_with(mean_sq=mu**2, variance=var, log_variance=logvar, one=1.0, half=0.5):
+        return half * (mean_sq + variance - log_variance - one).sum(-1)
+
+    mistakes = [
+        (-want, "that is -KL, the term as it appears in the ELBO, "
+                "0.5 * sum(1 + logvar - mu^2 - exp(logvar)). The loss adds the KL itself: "
+                "flip the sign"),
+        (0.5 * (mu**2 + var + logvar + 1).sum(-1),
+         "a sign slip: -(log sigma^2 + 1) belongs in the bracket, not +(log sigma^2 + 1). "
+         "At the prior (mu = 0, logvar = 0) a KL must be exactly 0"),
+        (kl_with(variance=(0.5 * logvar).exp()),
+         "you used sigma = exp(logvar / 2) where the formula has the variance "
+         "sigma^2 = exp(logvar)"),
+        (kl_with(variance=var**2),
+         "you used (sigma^2)^2 = exp(logvar)^2 where the formula has sigma^2 = exp(logvar): "
+         "logvar already is the log of the variance"),
+        (kl_with(variance=logvar), "you used logvar itself as the variance: sigma^2 = exp(logvar)"),
+        (kl_with(log_variance=0.5 * logvar),
+         "the log term is log sigma^2 = logvar, not log sigma = logvar / 2"),
+        (kl_with(log_variance=torch.zeros_like(logvar)),
+         "the log sigma^2 term is missing: KL = 0.5 * (mu^2 + sigma^2 - log sigma^2 - 1)"),
+        (kl_with(half=1.0), "twice the right answer: the bracket carries a factor 1/2"),
+        (kl_with(mean_sq=mu.abs()), "the mean enters squared: mu^2, not |mu|"),
+        (kl_with(mean_sq=mu), "the mean enters squared: mu^2, not mu"),
+        (want / latent, "you averaged over the latent dimensions; sum them: the KL of "
+                        "independent dimensions adds up (a mean would divide it by L)"),
+    ]
+    for value, hint in mistakes:
+        expect(not close(out, value), hint)
+    at_prior = as_double(kl_diagonal(torch.zeros_like(mu), torch.zeros_like(logvar)), (n,),
+                         "one KL per example", finite=True)
+    expect(bool(at_prior.abs().max() < 1e-9),
+           "at the prior (mu = 0, logvar = 0) the KL must be exactly 0: check the '- 1'")
+    expect(close(out, want),
+           "compare with torch.distributions: 0.5 * (mu^2 + exp(logvar) - logvar - 1), "
+           "summed over the latent dimension (dim=-1), one number per example")
+    passed("one KL per example, equal to torch.distributions' for six diagonal Gaussians and "
+           "exactly 0 at the prior.")
 
 
 # --- exercise 1: KL between two univariate Gaussians ------------------------------------

@@ -7,11 +7,18 @@ from typing import Callable
 import torch
 
 from companion.checks import expect, passed, self_check
+from companion.gaussians import gaussian_log_density
 
 
-@self_check
+def _reference_log_prior(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) of each row of z, [T, L] -> [T]."""
+    zero = torch.zeros((), dtype=z.dtype, device=z.device)
+    return gaussian_log_density(z, zero, zero).sum(-1)
+
+
+@self_check(reference=_reference_log_prior)
 def check_log_prior(log_prior: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Exercise 1: log N(z; 0, I) of each row of z [T, L], summed over the L dimensions."""
+    """Core exercise: log N(z; 0, I) of each row of z [T, L], summed over the L dimensions."""
     z = torch.randn(7, 5, generator=torch.Generator().manual_seed(0)) * 1.7
     out = log_prior(z.clone())
     expect(isinstance(out, torch.Tensor), f"log_prior should return a tensor, got {type(out)}.")
@@ -49,7 +56,7 @@ def reference_inpaint_by_iteration(model, x: torch.Tensor, mask: torch.Tensor,
 @torch.no_grad()
 def check_inpaint_by_iteration(inpaint_by_iteration: Callable, model, x: torch.Tensor,
                                mask: torch.Tensor, steps: int = 5) -> None:
-    """Exercise 2: fill hidden pixels (mask == 0) by alternating reconstruction and clamping."""
+    """Exercise 1: fill hidden pixels (mask == 0) by alternating reconstruction and clamping."""
     mask = mask.expand_as(x).to(x.dtype)
     out = inpaint_by_iteration(model, x.clone(), mask.clone(), steps)
     expect(isinstance(out, torch.Tensor) and out.shape == x.shape,

@@ -1,7 +1,9 @@
 """Self-checks for notebook 03, the reparameterization trick.
 
-    check_reparameterize(fn)   Exercise 1: z = mu + sigma * eps, sigma = exp(logvar / 2)
-    check_score_logvar(fn)     Exercise 2: the score-function estimate of d E[f(z)] / d logvar,
+    check_reparameterize(fn)   section 4 (core), and notebook 05 section 1: z = mu + sigma * eps,
+                               sigma = exp(logvar / 2); hands on `VAE.reparameterize` while
+                               the learner's is not written
+    check_score_logvar(fn)     Exercise 1: the score-function estimate of d E[f(z)] / d logvar,
                                fn(f, mu, logvar, n) with mu, logvar floats -> one number
 
 Both run under `torch.random.fork_rng`, so they repeat exactly and leave the notebook's
@@ -15,6 +17,7 @@ from typing import Callable
 import torch
 
 from companion.checks import ExerciseError, expect, passed, self_check, unwritten
+from companion.models import VAE
 
 N = 20_000                                   # samples per latent dimension in check 1
 MU = (1.0, -2.0, 0.5)
@@ -60,9 +63,9 @@ def _variance_hint(var: torch.Tensor, logvar: torch.Tensor) -> str:
     return "Check how you turn logvar into the standard deviation: sigma = exp(0.5 * logvar)."
 
 
-@self_check
+@self_check(reference=VAE.reparameterize)
 def check_reparameterize(reparameterize: Callable) -> None:
-    """Exercise 1: shape, device, fresh noise, mean and variance of z, gradients to mu and logvar."""
+    """Core exercise: shape, device, fresh noise, moments of z, gradients to mu and logvar."""
     with torch.random.fork_rng():
         torch.manual_seed(3)
         mu, logvar = _inputs()
@@ -124,7 +127,7 @@ def _fmt(t: torch.Tensor) -> str:
     return "[" + ", ".join(f"{v:.3g}" for v in t.tolist()) + "]"
 
 
-# ----------------------------------------------------------------------------- exercise 2
+# ----------------------------------------------------------------------------- exercise 1
 
 def _normal_pdf(a: float) -> float:
     return math.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
@@ -178,7 +181,7 @@ def _agrees(got: float, truth: float, se: float) -> bool:
 
 @self_check
 def check_score_logvar(score_logvar: Callable, n: int = 50_000, repeats: int = 20) -> None:
-    """Exercise 2: unbiased for a smooth and for a step-shaped f; hints for the usual mistakes."""
+    """Exercise 1: unbiased for a smooth and for a step-shaped f; hints for the usual mistakes."""
     with torch.random.fork_rng():
         torch.manual_seed(3)
         got = [_estimate(score_logvar, case, n, repeats) for case in SMOOTH]

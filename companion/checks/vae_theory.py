@@ -1,9 +1,14 @@
 """Self-checks for the exercises of notebook 02 (the ELBO).
 
-Both exercises work on the linear-Gaussian model of `companion.models.linear_gaussian`,
-where the right answer is known exactly. The checks name the usual mistakes: averaging weights instead
-of their logarithms, leaving out log p(z) or -log q(z|x), flipping a sign; putting beta on the
-wrong part of the optimal q.
+    check_mc_elbo(fn)          core exercise (section 3): the Monte Carlo ELBO of a Gaussian q;
+                               hands on the course's answer while unwritten
+    check_beta_optimal_q(fn)   Exercise 1: the q that maximizes the beta-ELBO, in closed form
+
+Both work on the linear-Gaussian model of `companion.models.linear_gaussian`, where the right
+answer is known exactly. The checks name the usual mistakes: averaging weights instead of their
+logarithms, leaving out log p(z) or -log q(z|x), flipping a sign; putting beta on the wrong part
+of the optimal q. They run under `torch.random.fork_rng`, so a learner's function that draws from
+the global generator leaves the notebook's random numbers untouched.
 """
 from __future__ import annotations
 
@@ -25,7 +30,14 @@ def _problem() -> tuple[LinearGaussian, torch.Tensor]:
 
 
 
-# --- exercise 1: the ELBO by Monte Carlo ---------------------------------------------------
+# --- core exercise: the ELBO by Monte Carlo ----------------------------------------------
+
+def _reference_mc_elbo(model, x, mean, cov, n_samples, generator=None):
+    """The course's answer: mean over n_samples z ~ N(mean, cov) of log p(x, z) - log q(z). [N]"""
+    z = sample_gaussian(mean, cov, n_samples, generator)                          # [S, N, K]
+    log_w = model.log_likelihood(x, z) + model.log_prior(z) - full_gaussian_log_density(z, mean, cov)
+    return log_w.mean(0)
+
 
 def _some_q(model: LinearGaussian, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A Gaussian q per observation that is deliberately not the posterior: [N, K], [K, K]."""
@@ -34,9 +46,14 @@ def _some_q(model: LinearGaussian, x: torch.Tensor) -> tuple[torch.Tensor, torch
     return post_mean + 0.4, cov
 
 
-@self_check
+@self_check(reference=_reference_mc_elbo)
 def check_mc_elbo(mc_elbo: Callable[..., torch.Tensor]) -> None:
-    """Exercise 1: mc_elbo(model, x, mean, cov, n_samples, generator) estimates the ELBO, [N]."""
+    """Core exercise: mc_elbo(model, x, mean, cov, n_samples, generator) estimates the ELBO, [N]."""
+    with torch.random.fork_rng():
+        _check_mc_elbo(mc_elbo)
+
+
+def _check_mc_elbo(mc_elbo: Callable[..., torch.Tensor]) -> None:
     model, x = _problem()
     mean, cov = _some_q(model, x)
     n = 20_000
@@ -79,7 +96,7 @@ def check_mc_elbo(mc_elbo: Callable[..., torch.Tensor]) -> None:
            f"{float(tol.max()):.2f} nats for all three observations.")
 
 
-# --- exercise 2: the q that maximizes the beta-ELBO ----------------------------------------
+# --- exercise 1: the q that maximizes the beta-ELBO ----------------------------------------
 
 def _beta_optimum(model: LinearGaussian, x: torch.Tensor, beta: float):
     """Reference: precision A = beta I + W^T W / sigma^2; mean = A^-1 W^T (x - b) / sigma^2, cov = beta A^-1."""
@@ -91,7 +108,7 @@ def _beta_optimum(model: LinearGaussian, x: torch.Tensor, beta: float):
 
 @self_check
 def check_beta_optimal_q(beta_optimal_q: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Exercise 2: beta_optimal_q(model, x, beta) -> (mean [N, K], cov [K, K]) maximizing the beta-ELBO."""
+    """Exercise 1: beta_optimal_q(model, x, beta) -> (mean [N, K], cov [K, K]) maximizing the beta-ELBO."""
     model, x = _problem()
     k = model.latent_dim
     # atol=1e-5 below: an answer solved in float32 is off by ~4e-7 in means of ~2.5

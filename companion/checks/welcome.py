@@ -21,7 +21,7 @@ def _raw_pixels() -> torch.Tensor:
 
 @self_check
 def check_to_unit_interval(to_unit_interval: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Exercise 1: uint8 pixels 0..255 must become floats with 0 -> 0.0 and 255 -> 1.0."""
+    """Core exercise (From bytes to [0, 1]): uint8 pixels 0..255 must become floats with 0 -> 0.0 and 255 -> 1.0."""
     raw = _raw_pixels()
     out = to_unit_interval(raw.clone())
     expect(isinstance(out, torch.Tensor), f"return a torch.Tensor, not {type(out).__name__}")
@@ -54,7 +54,7 @@ def _toy_labelled_set(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 @self_check
 def check_class_means(class_means: Callable[..., torch.Tensor]) -> None:
-    """Exercise 2: class_means(images, labels, n_classes) -> [n_classes, 1, 28, 28]."""
+    """Exercise 1: class_means(images, labels, n_classes) -> [n_classes, 1, 28, 28]."""
     images, labels = _toy_labelled_set()
     out = class_means(images, labels, 4)
     want = torch.stack([images[labels == c].mean(0) for c in range(4)])   # [4, 1, 28, 28]
@@ -89,7 +89,7 @@ def _binary_entropy(x: torch.Tensor) -> torch.Tensor:
 
 @self_check
 def check_bce_floor(bce_floor: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Exercise 3: bce_floor(x) -> [N], the least Bernoulli NLL any decoder can reach (nats)."""
+    """Exercise 2: bce_floor(x) -> [N], the least Bernoulli NLL any decoder can reach (nats)."""
     g = torch.Generator().manual_seed(1)
     x = torch.rand(5, 1, 28, 28, generator=g)
     x[:, :, :10] = 0.0                 # black background, as in MNIST
