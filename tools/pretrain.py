@@ -62,7 +62,7 @@ def measure(ipynb: Path, mode: str) -> dict:
     trained = len(checkpoint_files() - before)
     result = {"seconds": round(seconds, 1), "trained": trained, "error": error,
               "date": dt.date.today().isoformat()}
-    if mode == "fast" and error is None:   # what tools/schedule.py builds the workshop plan from
+    if mode in ("fast", "warm") and error is None:   # warm: what tools/schedule.py plans with
         from schedule import section_seconds   # noqa: PLC0415 - a sibling script
         result["sections"] = section_seconds(nb)
     return result
