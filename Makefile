@@ -36,7 +36,7 @@ PERTURBED := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=SSE4_2 OMP_NUM_
 	MKL_NUM_THREADS=1 COURSE_SEED_OFFSET=1
 
 .PHONY: course test lab data notebooks bench install clean-cache exercises html pretrain badges \
-	test-floor test-perturbed course-offsets test-time
+	test-floor test-perturbed course-offsets test-time doctor workshop-bundle test-postbuild
 
 course: install data                    ## set up, stage data, run every notebook into build/notebooks/
 	$(PY) tools/nbtool.py build
@@ -49,7 +49,10 @@ test-time: install data                 ## make test's suite, timed: bench/resul
 	$(PY) tools/system.py chromium
 	$(PY) tools/test_time.py env $(TESTS)
 
-lab: install data                       ## JupyterLab on the repository (notebooks/, exercises/)
+doctor: install                         ## the day before a workshop: is this machine ready? (no network)
+	$(PY) -m companion doctor
+
+lab: install                            ## JupyterLab on the repository (notebooks/, exercises/); no network
 	$(if $(AS_ROOT),@echo "Running as root (a container or cloud workspace?): JupyterLab needs --allow-root there and gets it.")
 	$(BIN)jupyter lab $(AS_ROOT)
 
@@ -81,6 +84,12 @@ html: install                           ## the tracked notebooks' stored outputs
 pretrain: install data                  ## train and cache every model; time each notebook per mode
 	$(PY) tools/pretrain.py
 
+workshop-bundle: install data           ## build/workshop-bundle/: wheels, data, models, exercises, pages
+	$(PY) tools/bundle.py$(if $(TORCH_INDEX), --torch-index $(TORCH_INDEX))
+
+test-postbuild:                         ## maintainer: postBuild (Binder, JupyterHub) in a fresh venv
+	python3 tools/test_postbuild.py
+
 badges: install                         ## Colab/Binder badges from pyproject's Repository URL
 	$(PY) tools/badges.py write
 	$(PY) tools/exercises.py build
@@ -95,6 +104,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -e ".[test]"$(if $(TORCH_INDEX), --extra-index-url $(TORCH_INDEX))
+	$(PY) -m companion lab-settings
 	@touch $@
 
 clean-cache:                            ## forget trained models (they retrain on the next run)

@@ -1,11 +1,12 @@
 """Saving, loading and caching trained models.
 
 A checkpoint is one file: the state_dict plus a JSON string that describes the model (class
-and sizes), the training settings and the history, and optionally the sample strip recorded
-while it trained. It is written under a temporary name unique to the writer and then renamed
-in one step, so two kernels saving the same file never leave a half-written or mixed one. It
-is read with ``torch.load(..., weights_only=True)``, which unpickles tensors and plain
-containers only, so opening a checkpoint from someone else cannot run their code.
+and sizes), the training settings, the history and the mode (fast or full) it was written in,
+and optionally the sample strip recorded while it trained. It is written under a temporary
+name unique to the writer and then renamed in one step, so two kernels saving the same file
+never leave a half-written or mixed one. It is read with ``torch.load(...,
+weights_only=True)``, which unpickles tensors and plain containers only, so opening a
+checkpoint from someone else cannot run their code.
 
 `train_or_load` keys a cache under ``<data>/checkpoints/`` by a hash of what shapes the
 weights: the model's description, the source code of its class (and of the classes it builds
@@ -53,7 +54,8 @@ def save(model, path, history: History | None = None, training: dict | None = No
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "model": model.describe(), "training": training or {},
-            "history": history.to_dict() if history else None}
+            "history": history.to_dict() if history else None,
+            "fast": settings.fast_mode()}   # what `python -m companion doctor` counts by mode
     blob = {"meta": json.dumps(meta), "state_dict": model.state_dict()}
     if strip is not None:
         blob["strip"] = strip.state()

@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "companion"
 
 # From the bottom up; a module may import its own layer and the layers below it.
 LAYERS = [
-    ["companion.settings", "companion.arguments"],
+    ["companion.settings", "companion.arguments", "companion.lab_settings"],
     ["companion", "companion.data"],
     ["companion.gaussians", "companion.mixture"],
     ["companion.losses"],
@@ -19,6 +19,7 @@ LAYERS = [
     ["companion.plots"],
     ["companion.widgets"],
     ["companion.checks"],
+    ["companion.doctor", "companion.__main__"],   # the command line looks at everything
 ]
 
 

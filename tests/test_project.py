@@ -60,10 +60,11 @@ def readme_section(title: str) -> str:
     return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def test_readme_without_make_lists_every_command_of_course_and_test():
+def test_readme_without_make_lists_every_command_of_the_learners_and_instructors_targets():
     section = " ".join(readme_section("Without make").split())
-    bookkeeping = ("test -x ", "touch ")       # the Makefile's own: venv exists? stamp
-    for command in dry_run("course", "test"):
+    bookkeeping = ("test -x ", "touch ", "echo ")   # the Makefile's own: venv? stamp, notes
+    for command in dry_run("course", "test", "doctor", "lab", "workshop-bundle"):
+        command = command.replace(" --allow-root", "")   # README: "with --allow-root when root"
         if not command.startswith(bookkeeping):
             assert command in section, f"README's 'Without make' lacks `{command}`"
     assert "python -m venv .venv" in section
@@ -184,3 +185,22 @@ def test_readme_timings_are_the_measured_ones():
     measured = (ROOT / "bench" / "results" / "timings.md").read_text().split("\n\n", 2)[2]
     assert measured.strip() in (ROOT / "README.md").read_text(), (
         "README's timing table differs from bench/results/timings.md: copy the table across")
+
+
+def test_the_runner_uses_unix_sockets_so_the_kernel_has_no_tcp_warning(tmp_path, capfd,
+                                                                        monkeypatch):
+    import nbformat
+
+    def run() -> str:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+        notebooks.execute(nb, tmp_path / "tiny.ipynb")
+        assert nb.cells[0].outputs[0]["text"] == "42\n"
+        return capfd.readouterr().err
+    warning = "Kernel is running over TCP without encryption"
+    if os.name == "nt":                               # no Unix sockets: TCP, and its warning
+        assert notebooks.kernel_sockets() == {"transport": "tcp"}
+        return
+    assert notebooks.kernel_sockets()["transport"] == "ipc"
+    assert warning not in run()
+    monkeypatch.setattr(notebooks, "kernel_sockets", lambda: {"transport": "tcp"})
+    assert warning in run()                 # the check above can see the kernel's stderr

@@ -13,9 +13,15 @@
   laptop; CELL_TIMEOUT_FAST_S per cell in fast mode, where no cell needs a minute, so a cell
   that hangs fails the run instead of stalling it. The Makefile gives nbval the same limit
   (tests/test_project.py keeps the two equal).
+- The transport: the runner talks to its kernel over Unix-domain sockets (IPC) in Jupyter's
+  runtime folder, which only their owner can open, so the kernel has no reason to print its
+  warning about unencrypted TCP once per notebook. Windows keeps TCP on localhost (and the
+  kernel prints the warning there), as does a runtime folder whose path is too long for a socket.
 """
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 from nbformat import NotebookNode
@@ -25,6 +31,7 @@ NOTEBOOKS = ROOT / "notebooks"
 NAME = "[0-9][0-9]_*"            # NN_topic
 KERNEL = "python3"
 CELL_TIMEOUT_FAST_S = 900       # 15 min: a hung cell, not a slow one, on a busy 2-core machine
+SOCKET_PATH_MAX = 100           # a Unix socket's path is limited to 104 bytes on macOS, 108 on Linux
 
 
 def paths(folder: Path = NOTEBOOKS, suffix: str = ".ipynb") -> list[Path]:
@@ -36,6 +43,20 @@ def cell_timeout() -> int | None:
     """Seconds a cell may run in the current mode (COURSE_FAST), None for no limit."""
     from companion import settings
     return CELL_TIMEOUT_FAST_S if settings.fast_mode() else None
+
+
+def kernel_sockets() -> dict:
+    """The kernel manager's settings: IPC sockets named for this kernel alone, else TCP."""
+    if os.name == "nt":
+        return {"transport": "tcp"}
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    folder = Path(jupyter_runtime_dir()).resolve()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)   # as Jupyter makes it
+    prefix = folder / f"kernel-{uuid.uuid4().hex}-ipc"   # the sockets are <prefix>-1 ... -5
+    if len(str(prefix)) + 3 > SOCKET_PATH_MAX:
+        return {"transport": "tcp"}
+    return {"transport": "ipc", "ip": str(prefix)}
 
 
 def without_outputs(nb: NotebookNode) -> NotebookNode:
@@ -53,8 +74,10 @@ def execute(nb: NotebookNode, path: Path, timing: bool = False) -> NotebookNode:
     nbclient's CellExecutionError, with the cell and its traceback, at the first cell that
     fails. `timing` keeps each cell's start and end in its metadata (tools/schedule.py)."""
     from nbclient import NotebookClient
+    from traitlets.config import Config
 
+    config = Config({"KernelManager": kernel_sockets()})
     NotebookClient(nb, timeout=cell_timeout(), kernel_name=KERNEL, record_timing=timing,
-                   store_widget_state=False,
+                   store_widget_state=False, config=config,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     return nb
