@@ -42,6 +42,7 @@ def test_the_bundle_holds_package_data_models_exercises_and_pages(built):
     assert copies == sorted(p.name for p in (ROOT / "exercises").glob("*.ipynb")) and copies
     assert status == 1                                   # a trained model was missing ...
     assert f"PROBLEM: 1 trained model is not in the cache ({ABSENT})" in printed
+    assert ABSENT in (out / "INCOMPLETE.txt").read_text()   # ... and the folder says so
 
 
 def test_the_requirements_are_what_running_needs_pinned_and_no_test_tool(built):

@@ -21,7 +21,7 @@
 The wheelhouse needs the package registries once, here; the bundle never does. `--no-wheels`
 leaves wheels/ out (for a quick look, and the tests). Anything missing (a dataset the course
 needs, a trained model) is reported in one line each and makes the exit status 1, after the
-rest is written.
+rest is written; INCOMPLETE.txt in the bundle then lists it too.
 """
 from __future__ import annotations
 
@@ -202,6 +202,10 @@ def build(out: Path, wheels: bool = True, torch_index: str | None = None) -> lis
     site(out)
     if wheels:
         wheelhouse(out, torch_index)
+    if missing:      # a stick handed out as it is must say that it is not ready
+        (out / "INCOMPLETE.txt").write_text(
+            "This bundle is incomplete; rebuild it after fixing:\n"
+            + "".join(f"- {line}\n" for line in missing))
     return missing
 
 
