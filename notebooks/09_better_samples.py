@@ -43,8 +43,9 @@ import companion
 from companion import settings
 from companion.checkpoints import train_or_load
 from companion.data import load
-from companion.evaluation.samples import (Yardstick, accuracy, frechet_gaussians,
-                                          sqrtm_psd, train_classifier)
+from companion.evaluation.samples import (Yardstick, accuracy, classify, frechet_distance,
+                                          frechet_gaussians, kernel_distance, sqrtm_psd,
+                                          train_classifier)
 from companion.gaussians import ellipse
 from companion.latent import encode_all, grid
 from companion.latent_arithmetic import class_means, slant
@@ -57,7 +58,9 @@ companion.setup(seed=0, datasets=["mnist"])
 # %% [markdown]
 # Fast mode runs the same code on fewer images for fewer epochs. Its models are too weak for
 # the comparisons the text makes; those are asserted only when `TRAINED` is true (full mode).
-# Every set on the scoreboard has the same size, `N_SCORE`: half of the test set.
+# Every set on the scoreboard has the same size, `N_SCORE`: half of the test set. The two
+# halves are drawn **at random**, with a seed: section 1 shows why the first and second half
+# would not do.
 
 # %% tags=["nbval-ignore-output"]
 N_TRAIN = settings.pick(60_000, 3_000)    # training images
@@ -69,8 +72,9 @@ device = settings.device()
 
 train = load("mnist", "train").subset(N_TRAIN)
 test = load("mnist", "test").subset(N_TEST)
-real_a, real_b = test.images[:N_SCORE], test.images[N_SCORE:]   # two halves of the test set
-labels_b = test.labels[N_SCORE:]
+half = torch.randperm(N_TEST, generator=torch.Generator().manual_seed(0))   # a random split
+real_a, real_b = test.images[half[:N_SCORE]], test.images[half[N_SCORE:]]   # [N_SCORE, 1, 28, 28]
+labels_b = test.labels[half[N_SCORE:]]
 print(f"{len(train)} training and {len(test)} test images; every scored set has {N_SCORE}")
 assert len(real_a) == len(real_b) == N_SCORE
 
@@ -144,15 +148,22 @@ assert abs(frechet(mean, cov, 0 * mean, eye) - frechet_gaussians(mean, cov, 0 * 
 # `companion.evaluation.samples.Yardstick` does the bookkeeping: it computes the feature
 # statistics of a reference set of real images once, and `score(images)` returns the FD to
 # them, the mean top probability ("confidence"), the fraction of each class and, when you say
-# which label each image should have, the accuracy. The reference is the first half of the
-# test set. The second half, real digits the classifier never trained on, gives the **floor**:
-# no generator can expect to beat real images.
+# which label each image should have, the accuracy. It also gives the **kernel distance**
+# (KID, Bińkowski et al. 2018), which compares the same features without fitting Gaussians
+# (the pitfall below shows why that matters), and on request a 95 % bootstrap interval for
+# the FD. The reference is one random
+# half of the test set. The other half, real digits the classifier never trained on, gives the
+# **floor**: no generator can expect to beat real images.
 
 # %% tags=["nbval-ignore-output"]
 yardstick = Yardstick(classifier, real_a)
-scores = {"real test images (floor)": yardstick.score(real_b, labels_b)}
+scores = {"real test images (floor)": yardstick.score(real_b, labels_b, interval=True)}
 floor = scores["real test images (floor)"]
 print(floor)
+if TRAINED:   # the interval, for two samples of one distribution, reaches down to 0
+    assert floor.interval[0] == 0.0 and floor.interval[1] < floor.frechet
+
+
 assert floor.n == N_SCORE and floor.accuracy > (0.98 if TRAINED else 0.5)
 assert floor.fractions.min() < 0.1 < floor.fractions.max()   # real digits: not quite balanced
 
@@ -160,24 +171,79 @@ assert floor.fractions.min() < 0.1 < floor.fractions.max()   # real digits: not 
 # "Rarest class" is the smallest of the ten class fractions: about 10 % when every digit is
 # equally common. Even the real test digits are not perfectly balanced, so the floor's value
 # is the one to compare with; a generator that forgets a digit shows a rarest class near 0.
+#
+# The interval in brackets is about the distributions behind the two sets, not the two sets
+# themselves: resampling both sets shows how far the FD moves with other images, and how much
+# it is inflated by the estimator's upward bias, which the interval takes off. So it can lie
+# below the FD printed before it, as for the floor: two random halves of one test set come from
+# one distribution, whose distance to itself is 0. `a.below(b)` says that the interval of `a`
+# lies wholly below that of `b`; only then does this notebook call one set closer to the real
+# digits than another.
 
 # %% [markdown]
+# > **Pitfall: a floor from the first and the second half of the test set.** MNIST's test set
+# > is not shuffled: its two halves were written by different groups of people. Score the
+# > first half against the second and compare with the random split above:
+
+# %% tags=["nbval-ignore-output"]
+features = classify(classifier, test.images)[0]                      # [N_TEST, 128]
+first, second = features[:N_SCORE], features[N_SCORE:]
+ink = [test.images[:N_SCORE].mean().item(), test.images[N_SCORE:].mean().item()]
+split_fd = frechet_distance(first, second)
+print(f"mean ink: first half {ink[0]:.4f}, second half {ink[1]:.4f}")
+print(f"FD first half vs second half {split_fd:.2f}; random halves (the floor) "
+      f"{floor.frechet:.2f}")
+if TRAINED:
+    assert split_fd > 5 * floor.frechet
+
+# %% [markdown]
+# Split in order, the two halves differ by far more than two random halves do: most of such a
+# "floor" would be a real difference between two groups of writers, not the estimator's own
+# error, and a generator could even score below it. Split at random, as here.
+#
 # > **Pitfall: comparing Fréchet distances of sets of different sizes.** The FD is estimated
 # > from samples, and the estimate is biased upward: a small set's covariance is noisy, and the
-# > noise counts as distance. Score the same real images once as a set of one tenth the size:
+# > noise counts as distance. The KID avoids this. With the kernel
+# > $k(a, b) = (a^\top b / D + 1)^3$ on features $a, b \in \mathbb R^D$, it estimates the
+# > squared maximum mean discrepancy of two sets $x_{1..m}$, $y_{1..n}$ without bias:
+# >
+# > $$\mathrm{KID} = \frac{\sum_{i \ne j} k(x_i, x_j)}{m(m-1)} + \frac{\sum_{i \ne j} k(y_i, y_j)}{n(n-1)} - \frac{2 \sum_{i,j} k(x_i, y_j)}{mn},$$
+# >
+# > leaving out the pairs of an image with itself. Its expected value for two samples of one
+# > distribution is 0 at any size. First the formula against `kernel_distance`, on a few
+# > random vectors; then random subsets of the real images of one tenth the size, ten of
+# > them, next to the full set:
+
+# %%
+g = torch.Generator().manual_seed(3)
+x, y = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g,
+                                                                       dtype=torch.float64)
+k = lambda a, b: (a @ b.T / 4 + 1) ** 3                           # noqa: E731, [m, n]
+written_out = ((k(x, x).sum() - k(x, x).diagonal().sum()) / (5 * 4)
+               + (k(y, y).sum() - k(y, y).diagonal().sum()) / (6 * 5) - 2 * k(x, y).mean())
+print(f"KID written out {written_out:.6f}, kernel_distance {kernel_distance(x, y):.6f}")
+assert abs(written_out - kernel_distance(x, y)) < 1e-9
 
 # %% tags=["nbval-ignore-output"]
 n_small = max(N_SCORE // 10, classifier.head.in_features)   # the FD needs >= 1 image per feature
-small = yardstick.score(real_b[:n_small])
-print(f"real images, n = {small.n}: FD {small.frechet:.2f}")
-print(f"real images, n = {N_SCORE}: FD {floor.frechet:.2f}")
-assert small.frechet > 1.5 * floor.frechet
+g = torch.Generator().manual_seed(4)
+smalls = [yardstick.score(real_b[torch.randperm(N_SCORE, generator=g)[:n_small]])
+          for _ in range(10)]
+small_fd = torch.tensor([s.frechet for s in smalls])
+small_kid = torch.tensor([s.kid for s in smalls])
+print(f"real images, n = {n_small:4d}: FD {small_fd.mean():6.2f} ± {small_fd.std():.2f}, "
+      f"KID {small_kid.mean():6.3f} ± {small_kid.std():.3f}  (mean ± sd of 10 subsets)")
+print(f"real images, n = {N_SCORE:4d}: FD {floor.frechet:6.2f},        KID {floor.kid:6.3f}")
+assert small_fd.mean() > 1.5 * floor.frechet
+if TRAINED:   # the KID's expected value does not depend on n: within 3 standard errors
+    assert abs(small_kid.mean() - floor.kid) < 3 * small_kid.std() / 10 ** 0.5
 
 # %% [markdown]
-# The same distribution of images gets a clearly worse score from the smaller set. A model scored
-# on 500 samples would look worse than one scored on 5000, for no reason of its own. The fix:
-# score every set at the same size. Every `SampleScore` carries its `n`, and in this notebook
-# every set has `N_SCORE` images.
+# The same distribution of images gets a clearly worse FD from the smaller sets, while their
+# KID scatters more but around the same value. A model scored on 500 samples would look worse
+# by FD than one scored on 5000, for no reason of its own. The fix: score every set at the
+# same size (or use the KID). Every `SampleScore` carries its `n`, and in this notebook every
+# set has `N_SCORE` images.
 #
 # ## 2. Why samples from the prior look worse than reconstructions · deeper
 #
@@ -196,8 +262,9 @@ for latent_dim in (2, 16):
     assert h.loss[-1] < h.loss[0]
 vae2, vae16 = vaes[2], vaes[16]
 prior_samples = vae16.sample(N_SCORE, torch.Generator().manual_seed(1))
-recon = scores["VAE L=16: reconstructions"] = yardstick.score(vae16.reconstruct(real_b), labels_b)
-prior = scores["VAE L=16: prior samples"] = yardstick.score(prior_samples)
+recon = scores["VAE L=16: reconstructions"] = yardstick.score(vae16.reconstruct(real_b),
+                                                             labels_b, interval=True)
+prior = scores["VAE L=16: prior samples"] = yardstick.score(prior_samples, interval=True)
 print(f"reconstructions: {recon}\nprior samples:   {prior}")
 if TRAINED:
     assert prior.frechet > 2 * recon.frechet and prior.confidence < recon.confidence
@@ -239,7 +306,7 @@ class HoleTest:
     @torch.no_grad()
     def __init__(self, model):
         self.mu, self.logvar = model.encode(train.images[:10_000])        # q(z|x_n), [N, L] each
-        mu, logvar = model.encode(test.images[:2000])
+        mu, logvar = model.encode(real_a[:2000])                         # held-out test images
         typical = model.reparameterize(mu, logvar)                          # held-out z ~ q(z)
         self.threshold = self.log_q(typical).quantile(0.05).item()
 
@@ -313,14 +380,45 @@ if TRAINED:
     assert all(max(confidence[L]) < recon.confidence - 0.05 for L in (2, 16))
 
 # %% [markdown]
-# The guess does not hold up: the classifier's confidence on the samples from the holes differs
-# from that on the others by a few points only (less than 15 either way), while both groups
-# are well below its confidence on the reconstructions above. The holes do not pick out the bad samples: the decoder
-# extrapolates into them about as well as it interpolates elsewhere. What the holes measure above all is a mismatch of *populations*: the prior sends
-# many of its samples where the codes of real digits rarely are, and correspondingly too few
-# where they often are, so the mix of decoded images does not match the mix of real digits.
-# That is what the FD picks up, and it suggests the fix: sample codes the way $q(z)$ spreads
-# them.
+# Confidence is one number per image. The FD asks more: do the decoded samples from the holes,
+# as a set, look less like real digits than as many samples from elsewhere? Take equal-size
+# random subsets of the two groups (the FD depends on the set size) and score each with a
+# bootstrap interval:
+
+# %% tags=["nbval-ignore-output"]
+g = torch.Generator().manual_seed(6)
+hole_fd = {}
+for L in (2, 16):
+    with torch.no_grad():
+        decoded = torch.sigmoid(vaes[L].decode(z_prior[L]))
+    groups = [decoded[in_hole[L]], decoded[~in_hole[L]]]
+    n = min(len(group) for group in groups)
+    if n < classifier.head.in_features:
+        print(f"L = {L:2d}: only {n} samples in the smaller group, too few for an FD")
+        continue
+    hole_fd[L] = [yardstick.score(group[torch.randperm(len(group), generator=g)[:n]],
+                                  interval=True) for group in groups]
+    inside, outside = hole_fd[L]
+    verdict = ("lower in the holes" if inside.below(outside) else "higher in the holes"
+               if outside.below(inside) else "not resolved: the intervals overlap")
+    print(f"L = {L:2d}, n = {n} each: FD in holes {inside.frechet:.1f} "
+          f"[{inside.interval[0]:.1f}, {inside.interval[1]:.1f}], elsewhere "
+          f"{outside.frechet:.1f} [{outside.interval[0]:.1f}, {outside.interval[1]:.1f}]: "
+          f"{verdict}")
+if TRAINED:   # samples from the holes are never the worse set beyond the intervals
+    assert hole_fd and not any(outside.below(inside) for inside, outside in hole_fd.values())
+
+# %% [markdown]
+# The guess does not hold up as stated: the classifier's confidence on the samples from the
+# holes differs from that on the others by a few points only (less than 15 either way), while
+# both groups are well below its confidence on the reconstructions above. The FDs say the
+# same or the opposite, never "worse in the holes" beyond its error bars: the last word of each
+# line above is read off the two intervals, for this one trained model. The holes do not pick
+# out the bad samples. What the holes measure above all is a mismatch of *populations*: the prior
+# sends many of its samples where the codes of real digits rarely are, and correspondingly too
+# few where they often are, so the mix of decoded images does not match the mix of real
+# digits. That is what the FD of all prior samples picks up, and it suggests the fix: sample
+# codes the way $q(z)$ spreads them.
 
 # %% [markdown]
 # ## 3. Sample where the codes are: a Gaussian mixture · deeper
@@ -379,7 +477,7 @@ z_mix, _ = mixture16.sample(N_SCORE, torch.Generator().manual_seed(3))
 z_mix = z_mix.float().to(device)
 with torch.no_grad():
     mixture_samples = torch.sigmoid(vae16.decode(z_mix))
-scores["VAE L=16: mixture samples"] = yardstick.score(mixture_samples)
+scores["VAE L=16: mixture samples"] = yardstick.score(mixture_samples, interval=True)
 mixed = scores["VAE L=16: mixture samples"]
 hole_mix = holes[16](z_mix[:2000]).float().mean()                   # as many as in section 2
 print(f"prior samples:   {prior}\nmixture samples: {mixed}")
@@ -469,7 +567,7 @@ plt.show()
 # %% tags=["nbval-ignore-output"]
 asked = torch.arange(N_SCORE, device=device) % 10                 # 0, 1, ..., 9, 0, 1, ...
 conditional = yardstick.score(cvae.sample(N_SCORE, torch.Generator().manual_seed(5), asked),
-                              asked)
+                              asked, interval=True)
 scores["conditional VAE: samples"] = conditional
 print(conditional)
 if TRAINED:
@@ -498,7 +596,7 @@ if TRAINED:
 shift = torch.randint(1, 10, (N_SCORE,), generator=torch.Generator().manual_seed(6))
 target = (labels_b + shift.to(device)) % 10                              # never the source
 means = class_means(encode_all(vae16, train), train.labels)             # [10, 16], as in 08
-z_b = encode_all(vae16, test)[N_SCORE:]                                  # the MLP VAE's codes
+z_b = encode_all(vae16, test)[half[N_SCORE:]]                                # the MLP VAE's codes
 SWAP, DIFF = "conditional VAE: label swap", "08: difference of means"
 PROTO = "08: toward the mean (t = 1)"
 with torch.no_grad():
@@ -509,7 +607,7 @@ with torch.no_grad():
 edits = {name: torch.sigmoid(logits) for name, logits in edits.items()}
 style = {}
 for name, edited in edits.items():
-    scores[name] = yardstick.score(edited, target)
+    scores[name] = yardstick.score(edited, target, interval=True)
     style[name] = torch.corrcoef(torch.stack([slant(real_b), slant(edited)]))[0, 1].item()
     print(f"{name:28s} {scores[name]}  slant kept: r = {style[name]:+.2f}")
 
@@ -558,19 +656,26 @@ plt.show()
 # same classifier:
 
 # %% tags=["nbval-ignore-output"]
-print(f"{'':30s} {'FD':>7s} {'confidence':>11s} {'accuracy':>9s}")
+print(f"{'':30s} {'FD':>7s} {'95 % interval':>16s} {'KID':>7s} {'confidence':>11s} "
+      f"{'accuracy':>9s}")
 for name, s in scores.items():
     acc = "" if s.accuracy is None else f"{s.accuracy:9.1%}"
-    print(f"{name:30s} {s.frechet:7.2f} {s.confidence:11.1%} {acc}")
+    print(f"{name:30s} {s.frechet:7.2f} {f'[{s.interval[0]:.2f}, {s.interval[1]:.2f}]':>16s} "
+          f"{s.kid:7.3f} {s.confidence:11.1%} {acc}")
 assert len({s.n for s in scores.values()}) == 1                  # one size for every set
 if TRAINED:
-    fd = {name: s.frechet for name, s in scores.items()}
-    assert min(fd, key=fd.get) == "real test images (floor)"
-    assert min((v, k) for k, v in fd.items() if "floor" not in k)[1] == "VAE L=16: reconstructions"
-    assert max(swap.frechet, diff.frechet) < prior.frechet
+    others = [s for name, s in scores.items() if "floor" not in name]
+    assert all(floor.below(s) for s in others)
+    assert all(recon.below(s) for s in others if s is not recon)
+    assert swap.below(prior) and diff.below(prior)
 
 
 # %% [markdown]
+# Each FD comes with a 95 % interval over the images (a bootstrap: how much the FD would move
+# with other images from the same model); a comparison below is asserted only where the two
+# intervals do not overlap. That covers the sampling of images, not of training: each row is
+# one trained model, so a difference between models is a difference between these runs.
+#
 # Real test images set the floor. Reconstructions come closest to it: every one of them
 # starts from a real digit and keeps its class. Among the samples made from random numbers alone, the mixture
 # improves most on the prior; the conditional VAE, still sampling $\mathcal N(0, I)$, lies in
@@ -642,10 +747,13 @@ check_responsibilities(responsibilities)
 #
 # - Samples need their own yardstick. A classifier trained on real digits gives three numbers:
 #   the class fractions, the confidence, and a Fréchet distance between feature statistics.
-#   Two halves of the test set give the floor, and sets are compared at one size only.
+#   Two random halves of the test set give the floor (split in order, MNIST's halves differ);
+#   sets are compared at one size only, since the FD grows as the set shrinks and the KID
+#   does not.
 # - Samples from $\mathcal N(0, I)$ are worse than reconstructions because the aggregate
 #   posterior $q(z)$ does not fill the prior: many prior samples land in holes, where the
-#   decoder saw almost no codes, and they decode to weaker digits.
+#   decoder saw almost no codes, so the mix of decoded digits does not match the real mix.
+#   The classifier is about as sure of the samples from the holes as of the others.
 # - A Gaussian mixture fitted to the codes by EM samples where the codes are, and the
 #   yardstick confirms the improvement; the VampPrior builds the same idea into training.
 # - A conditional VAE, told the label in its encoder and decoder, makes any digit on demand

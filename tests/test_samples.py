@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from companion.data import load
 from companion.evaluation.samples import (SampleScore, Yardstick, accuracy, classify,
                                           feature_statistics, frechet_distance, frechet_gaussians,
+                                          frechet_interval, kernel_distance,
                                           sqrtm_psd, train_classifier)
 from companion.models import DigitClassifier
 
@@ -169,3 +170,57 @@ def test_train_classifier_learns_mnist_and_is_cached(mnist, scratch, capsys):
     assert "Loaded from cache" in capsys.readouterr().out
     assert all(torch.equal(a, b) for a, b in zip(classifier.state_dict().values(),
                                                  again.state_dict().values()))
+
+
+def test_the_kernel_distance_is_the_unbiased_mmd_with_the_cubic_kernel():
+    x, y = torch.randn(5, 3, generator=gen(30)), torch.randn(4, 3, generator=gen(31)) + 1
+    k = lambda a, b: (a @ b / 3 + 1) ** 3                       # noqa: E731
+    within = lambda s: sum(k(s[i], s[j]) for i in range(len(s)) for j in range(len(s))  # noqa: E731
+                           if i != j) / (len(s) * (len(s) - 1))
+    between = sum(k(a, b) for a in x for b in y) / (len(x) * len(y))
+    want = (within(x) + within(y) - 2 * between).item()
+    assert kernel_distance(x, y) == pytest.approx(want, rel=1e-6)
+    assert kernel_distance(y, x) == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="at least 2 images"):
+        kernel_distance(x[:1], y)
+
+
+def test_the_kernel_distance_of_one_distribution_averages_to_zero_at_any_size():
+    g = gen(32)
+    draws = torch.tensor([kernel_distance(torch.randn(15, 4, generator=g),
+                                          torch.randn(15, 4, generator=g)) for _ in range(300)])
+    se = draws.std() / 300 ** 0.5
+    assert abs(draws.mean()) < 3 * se                      # unbiased: no floor above 0
+    shifted = kernel_distance(torch.randn(200, 4, generator=g), torch.randn(200, 4, generator=g) + 1)
+    assert shifted > 20 * se
+
+
+def test_the_fd_interval_covers_the_true_distance_about_95_times_in_100():
+    g, covered, zero = gen(33), 0, 0
+    for seed in range(20):
+        a, b = torch.randn(1000, 8, generator=g), torch.randn(1000, 8, generator=g)
+        low, high = frechet_interval(a, b + 0.3, reps=100, seed=seed)   # true FD 8 * 0.3^2
+        covered += low < 0.72 < high
+        low, high = frechet_interval(a, b, reps=100, seed=seed)         # true FD 0
+        zero += low == 0.0 <= high < 0.1                                # never below 0
+    assert covered >= 16 and zero == 20
+
+
+def test_the_yardstick_gives_the_kid_and_on_request_an_interval():
+    judge = DigitClassifier(features=16).eval()
+    real = torch.rand(200, 1, 28, 28, generator=gen(34))
+    yardstick = Yardstick(judge, real)
+    plain = yardstick.score(real[:100])
+    assert plain.kid is not None and plain.interval is None and "KID" in str(plain)
+    both = yardstick.score(real[:100], interval=True)
+    assert both.interval[0] <= both.interval[1] and "[" in str(both)
+    assert yardstick.score(real[:10], frechet=False).kid is None
+
+
+def test_one_score_is_below_another_only_when_the_intervals_are_apart():
+    def score(low, high):
+        return SampleScore(10, (low + high) / 2, 0.9, torch.full((10,), 0.1), interval=(low, high))
+    assert score(1, 2).below(score(3, 4)) and not score(3, 4).below(score(1, 2))
+    assert not score(1, 3).below(score(2, 4))                   # overlapping: not resolved
+    with pytest.raises(ValueError, match="interval=True"):
+        score(1, 2).below(SampleScore(10, 5.0, 0.9, torch.full((10,), 0.1)))

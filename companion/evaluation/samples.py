@@ -4,6 +4,7 @@
     yardstick = Yardstick(classifier, real_images)           # statistics of the real images
     yardstick.score(images)                                  # SampleScore: frechet, confidence...
     yardstick.score(images, labels)                          # ... and accuracy of asked-for labels
+    yardstick.score(images, interval=True)                   # ... and a bootstrap interval for FD
 
 The Frechet distance compares two sets of images through the classifier's penultimate
 features: each set's features are summarised by a Gaussian N(m, C), and
@@ -14,11 +15,18 @@ the squared 2-Wasserstein distance between the two Gaussians. 0 means the same s
 With a small classifier trained on the dataset itself, this is an "FID for MNIST" (or for
 Fashion-MNIST): its numbers are on their own scale, not comparable with Inception-FID numbers
 published for natural images. The estimate grows as the sets shrink, so compare sets of the
-same size only; two halves of the real test set give the floor. Below one image per feature
-the covariance is singular and the bias swamps the distance: such sets are refused.
+same size only; two halves of the real test set, split at random, give the floor. Below one
+image per feature the covariance is singular and the bias swamps the distance: such sets are
+refused.
+
+The kernel distance (KID) compares the same features without fitting Gaussians: the squared
+maximum mean discrepancy with the kernel k(a, b) = (a.b / D + 1)^3, estimated without bias,
+so its expected value for two samples of one distribution is 0 at any set size (it can come
+out slightly negative). The FD's interval is a basic bootstrap: both sets resampled with
+replacement, the FD recomputed each time, the spread reflected around the estimate.
 
 References: Heusel et al. 2017 (arXiv:1706.08500) for the FID; Dowson & Landau 1982 for the
-Frechet distance between Gaussians.
+Frechet distance between Gaussians; Binkowski et al. 2018 (arXiv:1801.01401) for the KID.
 """
 from __future__ import annotations
 
@@ -74,6 +82,43 @@ def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 def frechet_distance(features1: torch.Tensor, features2: torch.Tensor) -> float:
     """The Frechet distance between the Gaussians fitted to two sets of features [N, D]."""
     return frechet_gaussians(*feature_statistics(features1), *feature_statistics(features2))
+
+
+def _kernel_sum(a: torch.Tensor, b: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """The sum over all pairs of k(a_i, b_j) = (a_i . b_j / D + 1)^3, in row blocks."""
+    d = a.shape[1]
+    return sum(((rows @ b.T) / d + 1).pow(3).sum() for rows in a.split(chunk))
+
+
+def kernel_distance(features1: torch.Tensor, features2: torch.Tensor) -> float:
+    """The KID of two sets of features [N, D]: the unbiased squared MMD with a cubic kernel."""
+    x, y = (f.detach().cpu().double() for f in (features1, features2))
+    m, n, d = len(x), len(y), x.shape[1]
+    if min(m, n) < 2:
+        raise ValueError(f"The kernel distance needs at least 2 images in each set; got {m} and {n}.")
+    within_x = _kernel_sum(x, x) - ((x * x).sum(1) / d + 1).pow(3).sum()   # without i = j
+    within_y = _kernel_sum(y, y) - ((y * y).sum(1) / d + 1).pow(3).sum()
+    between = _kernel_sum(x, y)
+    return (within_x / (m * (m - 1)) + within_y / (n * (n - 1)) - 2 * between / (m * n)).item()
+
+
+def frechet_interval(features1: torch.Tensor, features2: torch.Tensor, reps: int = 100,
+                     level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """A basic bootstrap interval for the FD of the distributions behind two sets of features.
+
+    Both sets are resampled with replacement and the FD recomputed; the interval reflects the
+    spread of those FDs around the estimate (2 FD - upper quantile, 2 FD - lower quantile),
+    which also takes off the upward bias that resampling adds, as the FD's own bias.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x, y = (f.detach().cpu().double() for f in (features1, features2))
+    estimate = frechet_distance(x, y)
+    draws = sorted(frechet_distance(x[torch.randint(len(x), (len(x),), generator=g)],
+                                    y[torch.randint(len(y), (len(y),), generator=g)])
+                   for _ in range(reps))
+    tail = (1 - level) / 2
+    low, high = draws[int(tail * (reps - 1))], draws[round((1 - tail) * (reps - 1))]
+    return max(0.0, 2 * estimate - high), max(0.0, 2 * estimate - low)   # an FD is >= 0
 
 
 def check_pixels(images: torch.Tensor) -> None:
@@ -134,11 +179,23 @@ class SampleScore:
     confidence: float             # mean probability of the class the classifier picks
     fractions: torch.Tensor       # [K] fraction of images assigned to each class
     accuracy: float | None = None  # fraction labelled as asked (when labels were given)
+    kid: float | None = None       # kernel distance to the real images' features (with FD)
+    interval: tuple[float, float] | None = None   # 95 % bootstrap interval of FD (if asked)
+
+    def below(self, other: "SampleScore") -> bool:
+        """This set's FD interval lies wholly below other's: closer beyond sampling error."""
+        if self.interval is None or other.interval is None:
+            raise ValueError("Compare scores with intervals: Yardstick.score(images, "
+                             "interval=True) for both sets.")
+        return self.interval[1] < other.interval[0]
 
     def __str__(self) -> str:
         asked = "" if self.accuracy is None else f"  accuracy {self.accuracy:6.1%}"
         fd = "    n/a" if self.frechet is None else f"{self.frechet:7.2f}"
-        return (f"FD {fd}  confidence {self.confidence:6.1%}  "
+        if self.interval is not None:
+            fd += f" [{self.interval[0]:.2f}, {self.interval[1]:.2f}]"
+        kid = "" if self.kid is None else f"  KID {self.kid:.4f}"
+        return (f"FD {fd}{kid}  confidence {self.confidence:6.1%}  "
                 f"rarest class {self.fractions.min().item():5.1%}{asked}  (n = {self.n})")
 
 
@@ -147,14 +204,15 @@ class Yardstick:
 
     def __init__(self, classifier, reference: torch.Tensor, batch_size: int = 1000):
         self.classifier, self.batch_size = classifier, batch_size
-        features, _ = classify(classifier, reference, batch_size)
-        self.mean, self.cov = feature_statistics(features)
+        self.features, _ = classify(classifier, reference, batch_size)
+        self.mean, self.cov = feature_statistics(self.features)
 
     def score(self, images: torch.Tensor, labels: torch.Tensor | None = None,
-              frechet: bool = True) -> SampleScore:
-        """The FD to the reference, the confidence and the class fractions (and accuracy).
+              frechet: bool = True, interval: bool = False) -> SampleScore:
+        """The FD and KID to the reference, the confidence and the class fractions (and accuracy).
 
-        frechet=False skips the FD, which needs at least as many images as features.
+        frechet=False skips FD and KID (the FD needs at least as many images as features);
+        interval=True adds a 95 % bootstrap interval for the FD.
         """
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"{len(images)} images but {len(labels)} labels: pass one asked-for "
@@ -165,7 +223,11 @@ class Yardstick:
         asked = None
         if labels is not None:
             asked = (predicted == labels.cpu()).float().mean().item()
-        fd = None
+        fd = kid = bounds = None
         if frechet:
             fd = frechet_gaussians(*feature_statistics(features), self.mean, self.cov)
-        return SampleScore(len(images), fd, probs.max(1).values.mean().item(), fractions, asked)
+            kid = kernel_distance(features, self.features)
+        if frechet and interval:
+            bounds = frechet_interval(features, self.features)
+        return SampleScore(len(images), fd, probs.max(1).values.mean().item(), fractions, asked,
+                           kid, bounds)
