@@ -494,7 +494,10 @@ assert min((smallest[a] != smallest[b]).sum() for a, b in ((0, 1), (0, 2), (1, 2
 #
 # MIG is 1 when each factor is copied into its own coordinate and no other coordinate knows
 # about it, and 0 when no coordinate stands out. `companion.evaluation.disentanglement.mig`
-# uses the posterior means $\mu(x)$, cut into 20 equal-width bins per coordinate, and counts.
+# uses the posterior means $\mu(x)$, cut into 20 equal-width bins per coordinate, and counts:
+# the estimator of Locatello et al.'s (2019) benchmark. Chen et al. (2018), who defined MIG,
+# estimate the mutual information from samples of $q(z\mid x)$ instead, so the two give
+# different numbers for the same model.
 # Before trusting it on a model, try it on the extremes: the factors themselves used as the
 # code, pure noise, and the factors of a finer grid, whose 32 positions do not fit in 20 bins.
 

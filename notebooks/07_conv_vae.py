@@ -886,7 +886,8 @@ show_latent2(bn_runs[2]["model"], bn_test, f"{second_name} (BatchNorm VAE)")
 # > **Pitfall.** The R torch book draws its samples while the model is still in training
 # > mode. In training mode BatchNorm normalises every layer with the mean and variance *of
 # > the current batch*, so a sample depends on the other points decoded with it, and each call
-# > also overwrites the running statistics that evaluation relies on. Call `model.eval()`
+# > also moves the running statistics that evaluation relies on a step toward that batch's
+# > (by the momentum, 10 % in PyTorch). Call `model.eval()`
 # > first (`VAE.sample` and `SampleStrip` do it for you, with `eval_mode`).
 #
 # Decode the same point $z_0$ twice, once next to 63 random points and once next to 63 others,

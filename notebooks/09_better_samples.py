@@ -211,7 +211,7 @@ if TRAINED:
 # >
 # > leaving out the pairs of an image with itself. Its expected value for two samples of one
 # > distribution is 0 at any size. First the formula against `kernel_distance`, on a few
-# > random vectors; then random subsets of the real images of one tenth the size, ten of
+# > random vectors; then random subsets of the real images of one tenth the size, thirty of
 # > them, next to the full set:
 
 # %%
@@ -228,15 +228,15 @@ assert abs(written_out - kernel_distance(x, y)) < 1e-9
 n_small = max(N_SCORE // 10, classifier.head.in_features)   # the FD needs >= 1 image per feature
 g = torch.Generator().manual_seed(4)
 smalls = [yardstick.score(real_b[torch.randperm(N_SCORE, generator=g)[:n_small]])
-          for _ in range(10)]
+          for _ in range(30)]
 small_fd = torch.tensor([s.frechet for s in smalls])
 small_kid = torch.tensor([s.kid for s in smalls])
 print(f"real images, n = {n_small:4d}: FD {small_fd.mean():6.2f} ± {small_fd.std():.2f}, "
-      f"KID {small_kid.mean():6.3f} ± {small_kid.std():.3f}  (mean ± sd of 10 subsets)")
+      f"KID {small_kid.mean():6.3f} ± {small_kid.std():.3f}  (mean ± sd of 30 subsets)")
 print(f"real images, n = {N_SCORE:4d}: FD {floor.frechet:6.2f},        KID {floor.kid:6.3f}")
 assert small_fd.mean() > 1.5 * floor.frechet
-if TRAINED:   # the KID's expected value does not depend on n: within 3 standard errors
-    assert abs(small_kid.mean() - floor.kid) < 3 * small_kid.std() / 10 ** 0.5
+if TRAINED:   # the KID's expected value does not depend on n: within 4 standard errors
+    assert abs(small_kid.mean() - floor.kid) < 4 * small_kid.std() / 30 ** 0.5
 
 # %% [markdown]
 # The same distribution of images gets a clearly worse FD from the smaller sets, while their
@@ -405,16 +405,17 @@ for L in (2, 16):
           f"[{inside.interval[0]:.1f}, {inside.interval[1]:.1f}], elsewhere "
           f"{outside.frechet:.1f} [{outside.interval[0]:.1f}, {outside.interval[1]:.1f}]: "
           f"{verdict}")
-if TRAINED:   # samples from the holes are never the worse set beyond the intervals
-    assert hole_fd and not any(outside.below(inside) for inside, outside in hole_fd.values())
+if TRAINED:   # L = 16: the samples from the holes are not the worse set beyond the intervals
+    assert not hole_fd[16][1].below(hole_fd[16][0])
 
 # %% [markdown]
 # The guess does not hold up as stated: the classifier's confidence on the samples from the
 # holes differs from that on the others by a few points only (less than 15 either way), while
-# both groups are well below its confidence on the reconstructions above. The FDs say the
-# same or the opposite, never "worse in the holes" beyond its error bars: the last word of each
-# line above is read off the two intervals, for this one trained model. The holes do not pick
-# out the bad samples. What the holes measure above all is a mismatch of *populations*: the prior
+# both groups are well below its confidence on the reconstructions above. The FDs (the last
+# words of each line above are read off the two intervals) agree for $L = 16$: the samples
+# from the holes are not the worse set there. With $L = 2$ the holes hold few samples, and
+# which group comes out worse depends on the training run, so nothing is asserted for it. The
+# holes do not single out the bad samples. What the holes measure above all is a mismatch of *populations*: the prior
 # sends many of its samples where the codes of real digits rarely are, and correspondingly too
 # few where they often are, so the mix of decoded images does not match the mix of real
 # digits. That is what the FD of all prior samples picks up, and it suggests the fix: sample
