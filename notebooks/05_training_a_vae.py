@@ -937,10 +937,14 @@ if TRAINED:
 # about a nat worse in ELBO. Charge three times as much for each nat of KL and the trade no
 # longer pays: at $\beta = 3$ the whole code carries under a fifth of a nat, and no dimension
 # more than a few hundredths (a run may leave one of them just active, its mean varying a
-# little from image to image). That is posterior collapse. The MLP decoder at the same $\beta$ keeps most
-# of its units: without $z$ it has nothing to draw from. And note the $-$ELBO column: the
-# collapsed model is still a far better density model than the MLP VAE. Collapse costs you the
-# code, not the likelihood.
+# little from image to image). That is posterior collapse, but say plainly which kind: not the
+# classic collapse of a strong decoder under the plain ELBO (with $\beta = 1$ this MADE keeps
+# every unit), but the collapse an objective asks for once it charges three times for each nat
+# of KL. The MLP decoder at the same $\beta$ keeps most of its units: without $z$ it has
+# nothing to draw from. And note the $-$ELBO column: the collapsed model is still a better
+# density model than the MLP VAE trained with the same $\beta = 3$, by more than ten nats.
+# Collapse costs you the code, not the likelihood: the collapsed MADE is within a few nats of
+# the MADE that uses its code.
 #
 # **What collapse looks like.** Reconstruct eight test digits: encode each one, then draw an
 # image from $p(x\mid z)$ at $z = \mu(x)$. Drawing is sequential: pixel $i$ can be predicted
@@ -1102,8 +1106,8 @@ plt.show()
 
 
 # %% [markdown]
-# **Warm-up does not cure this collapse; it delays it.** While $\beta$ is small the model uses
-# $z$: after the first epoch its test KL is several nats. Then, with $\beta$ on its way to 3
+# **Warm-up cannot cure this collapse, by construction; it delays it.** While $\beta$ is
+# small the model uses $z$: after the first epoch its test KL is several nats. Then, with $\beta$ on its way to 3
 # and at 3, the KL falls epoch after epoch, below one nat by the last. Warm-up helps when
 # collapse is an accident of the first steps, when the KL term wins before the encoder has
 # learned anything. Here the objective itself prefers the collapsed model, and a slow start
