@@ -1008,15 +1008,25 @@ distance = lambda a, b: (a - b).pow(2).flatten(1).sum(1)          # per frame
 to_u, to_v = distance(frames, x_u), distance(frames, x_v)
 print("squared distance to the 1:", " ".join(f"{d:5.1f}" for d in to_u))
 print("squared distance to the 0:", " ".join(f"{d:5.1f}" for d in to_v))
+t = torch.linspace(0, 1, 10).view(-1, 1, 1, 1)
+cross_fade = (1 - t) * frames[:1] + t * frames[-1:]                  # the pixels, blended
+off_fade = distance(frames, cross_fade) / distance(frames[:1], frames[-1:])   # [10]
+print("squared distance to the cross-fade, as a fraction of the ends' distance:",
+      " ".join(f"{d:4.2f}" for d in off_fade))
 if not settings.fast_mode():
     assert (to_u.diff() > 0).all() and (to_v.diff() < 0).all()
+    assert off_fade.max() > 0.25 / 4        # a quarter of the halfway blend's distance to an end
 
 # %% [markdown]
 # Each frame is further from the 1 and closer to the 0 than the one before. The morph ends in
 # a blurry round blob rather than the 0 itself: two numbers per image and one short epoch give
-# a vague decoder (compare the reconstructions above). The steps are shapes the decoder
-# draws, thickening from a stroke to a ring, not a cross-fade that would show a faint 1 and a
-# faint 0 at once.
+# a vague decoder (compare the reconstructions above). Are the steps shapes the decoder draws,
+# or a cross-fade that shows a faint 1 and a faint 0 at once? The last line measures it: the
+# squared distance of each frame to the pixel blend $(1 - t)\,\mathrm{dec}(z_u) +
+# t\,\mathrm{dec}(z_v)$ at the same $t$, as a fraction of the squared distance between the two
+# ends. A cross-fade would give 0 everywhere; the middle frames are off it by more than a
+# quarter of what the halfway blend is from either end ($\tfrac14$). So the decoder redraws
+# the shape part of the way, and blends the rest.
 #
 # ### Batches without a `DataLoader`
 #

@@ -53,7 +53,8 @@ def used_and_defined(source: str) -> tuple[set[str], set[str]]:
     """(names the cell reads but does not bind itself, names it binds)."""
     tree = _parse(source)
     bound = _bound(tree)
-    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    read = {n.id for n in ast.walk(tree)
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     return read - bound - IGNORED, bound
 
 

@@ -14,18 +14,19 @@ A notebook's time in the room is teaching plus exercises plus running, as the Ca
 budget a lesson: teaching minutes and exercise minutes separately, each episode with its own.
   - teaching: prose at PROSE_WPM words a minute, a teaching pace for mathematical text (not
     read-aloud speed), but an introduction or summary at SKIM_WPM (learners read the
-    objectives and the recap themselves; the instructor points at them); each line of a display formula or derivation costs STEP_MIN, since it
-    is written on the board and explained, while an inline formula counts as one word; code
-    at CODE_LINES_PER_MIN lines a minute, imports at IMPORT_LINES_PER_MIN (named, not taught);
-    FIGURE_MIN for each figure the stored outputs show;
+    objectives and the recap themselves; the instructor points at them); each line of a
+    display formula or derivation costs STEP_MIN, since it is written on the board and
+    explained, while an inline formula counts as one word; code at CODE_LINES_PER_MIN lines a
+    minute, imports at IMPORT_LINES_PER_MIN (named, not taught); FIGURE_MIN for each figure
+    the stored outputs show;
   - exercises: the minutes each core exercise announces in its "**Your turn (N min).**" line;
   - running: the seconds the core cells take in full mode with the trained models cached, as
     on a laptop prepared the day before, measured per section by `make pretrain` (warm);
   - NOTEBOOK_MIN per notebook for switching, settling in and questions.
 Each notebook gets that time rounded up to SLOT_MIN. The constants were set so that the core
-path as it stood before it had exercises (00-08) came to 285 minutes, (02: 45, 05: 55, 06: 35), against
-an experienced instructor's estimate of about 255 for 20 learners who know PyTorch but not
-probability (02: 45, 05: 50, 06: 30): on the safe side.
+path as it stood before it had exercises (00-08) came to 285 minutes (02: 45, 05: 55, 06: 35),
+against an experienced instructor's estimate of about 255 for 20 learners who know PyTorch but
+not probability (02: 45, 05: 50, 06: 30): on the safe side.
 
 The 3-hour plan takes the core notebooks in ROOM in order, with a break: each is taught in
 full or shown as a demo in fixed minutes (its core exercise is then homework). Learners work

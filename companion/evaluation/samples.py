@@ -95,7 +95,8 @@ def kernel_distance(features1: torch.Tensor, features2: torch.Tensor) -> float:
     x, y = (f.detach().cpu().double() for f in (features1, features2))
     m, n, d = len(x), len(y), x.shape[1]
     if min(m, n) < 2:
-        raise ValueError(f"The kernel distance needs at least 2 images in each set; got {m} and {n}.")
+        raise ValueError(f"The kernel distance needs at least 2 images in each set; got {m} "
+                         f"and {n}.")
     within_x = _kernel_sum(x, x) - ((x * x).sum(1) / d + 1).pow(3).sum()   # without i = j
     within_y = _kernel_sum(y, y) - ((y * y).sum(1) / d + 1).pow(3).sum()
     between = _kernel_sum(x, y)
