@@ -310,9 +310,9 @@ def plans() -> dict:
 HEAD = "| time | notebook | sections |\n|---|---|---|"
 
 
-def render() -> str:
+def render(p: dict | None = None) -> str:
     """The README block: per-notebook measurements, the 3-hour plan and the taster."""
-    p = plans()
+    p = p or plans()
     workshop, total = plan(p["rows"], WORKSHOP_MIN, pause=True)
     taster, taster_total = plan(p["taster"], TASTER_MIN, pause=False)
     return "\n".join([
@@ -336,9 +336,9 @@ def render() -> str:
         HEAD, *taster, "", END])
 
 
-def timetable() -> str:
+def timetable(p: dict | None = None) -> str:
     """The instructor guide's block: when each notebook should start, and what to cut if late."""
-    p = plans()
+    p = p or plans()
     lines = [TIMETABLE_BEGIN, "",
              "| by | start | if you are more than 10 minutes behind |", "|---|---|---|"]
     now, pause, previous = 0, True, None
@@ -373,8 +373,9 @@ def readme_block(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    blocks = {README: (render(), BEGIN, END), INSTRUCTORS: (timetable(), TIMETABLE_BEGIN,
-                                                            TIMETABLE_END)}
+    p = plans()                              # read and time every notebook once
+    blocks = {README: (render(p), BEGIN, END),
+              INSTRUCTORS: (timetable(p), TIMETABLE_BEGIN, TIMETABLE_END)}
     if not argv:
         print("\n\n".join(new for new, _, _ in blocks.values()))
         return 0
