@@ -281,6 +281,7 @@ with torch.no_grad():
 print("same images, same weights, same mu twice in training mode:", torch.allclose(mu_a, mu_b))
 assert not torch.allclose(mu_a, mu_b)
 
+
 # %% [markdown]
 # So the course's networks use no Dropout (`BADConvVAE` keeps it as an option, `dropout=0.5`
 # being the source's setting, so you can measure it).
@@ -295,6 +296,26 @@ assert not torch.allclose(mu_a, mu_b)
 #   $\text{out} = (\text{in}-1)\,s - 2p + k + \text{output\_padding}$.
 # * **upsample + convolution**: copy each pixel into an $s\times s$ block (nearest
 #   neighbour), then apply an ordinary convolution with padding.
+#
+# **Your turn (5 min).** Write `conv_size(size, kernel, stride, padding)` and
+# `tconv_size(size, kernel, stride, padding, output_padding)`: the output height of a square
+# `Conv2d` and `ConvTranspose2d` (dilation 1), the sizes that section 2 printed layer by layer;
+# the second formula is the one above. The check compares them with PyTorch on layers of all
+# three sources.
+
+# %% tags=["solution"]
+def conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def tconv_size(size: int, kernel: int, stride: int, padding: int, output_padding: int) -> int:
+    return (size - 1) * stride - 2 * padding + kernel + output_padding
+
+
+# %%
+checks.check_output_sizes(conv_size, tconv_size)
+
+# %% [markdown]
 #
 # When $k$ is not a multiple of $s$, the copies of a transposed conv overlap unevenly: some
 # output pixels receive contributions from more input pixels than their neighbours. Feed a
@@ -1059,29 +1080,7 @@ assert abs(ours["final_test_loss"] - loader["final_test_loss"]) < 1
 # %% [markdown]
 # ## Exercises
 #
-# ### Exercise 1: shape arithmetic
-#
-# Write `conv_size(size, kernel, stride, padding)` and
-# `tconv_size(size, kernel, stride, padding, output_padding)`: the output height of a square
-# `Conv2d` and `ConvTranspose2d` (dilation 1), the sizes that section 2 printed layer by layer
-# (section 5 gave the second formula). The check compares them with PyTorch on layers of all
-# three sources.
-
-# %% tags=["solution"]
-def conv_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def tconv_size(size: int, kernel: int, stride: int, padding: int, output_padding: int) -> int:
-    return (size - 1) * stride - 2 * padding + kernel + output_padding
-
-
-# %%
-checks.check_output_sizes(conv_size, tconv_size)
-
-
-# %% [markdown]
-# ### Exercise 2: a decoder without transposed convolutions
+# ### Exercise 1: a decoder without transposed convolutions
 #
 # Write `make_upsample_decoder(latent_dim)`: a decoder from $z$ `[N, L]` to logits
 # `[N, 1, 28, 28]` that grows 7×7 maps to 28×28 the second way of section 5, with

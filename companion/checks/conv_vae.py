@@ -27,7 +27,7 @@ def _true_tconv(size: int, k: int, s: int, p: int, op: int) -> int:
 
 @self_check
 def check_output_sizes(conv_size: Callable[..., int], tconv_size: Callable[..., int]) -> None:
-    """Exercise 1: output sizes of Conv2d and ConvTranspose2d layers from their settings."""
+    """Section 5: output sizes of Conv2d and ConvTranspose2d layers from their settings."""
     for size, k, s, p in _CONV_CASES:
         got, want = conv_size(size, k, s, p), _true_conv(size, k, s, p)
         expect(isinstance(got, int), f"conv_size should return an int, got {type(got).__name__}. "
@@ -48,7 +48,7 @@ def check_output_sizes(conv_size: Callable[..., int], tconv_size: Callable[..., 
 
 @self_check
 def check_upsample_decoder(make_decoder: Callable[[int], nn.Module], latent_dim: int = 8) -> None:
-    """Exercise 2: a decoder z [N, L] -> logits [N, 1, 28, 28] without transposed convs."""
+    """Exercise 1: a decoder z [N, L] -> logits [N, 1, 28, 28] without transposed convs."""
     torch.manual_seed(0)
     decoder = make_decoder(latent_dim)
     expect(isinstance(decoder, nn.Module), "make_decoder should return an nn.Module.")
