@@ -17,9 +17,10 @@
 #
 # 1. Derive that a Gaussian decoder with a fixed σ is the squared error with β = 2σ², and
 #    check it with autograd.
-# 2. Let the decoder learn σ, shared or per pixel; watch a per-pixel σ collapse, and fix it.
-# 3. Compare Bernoulli, fixed-σ and learned-σ decoders on Fashion-MNIST with notebook 09's
-#    sample yardstick.
+# 2. Fit σ to the data, shared or per pixel; read a negative loss as a density; watch a
+#    per-pixel σ collapse, and fix it.
+# 3. Compare Bernoulli, fixed-σ and fitted-σ decoders on Fashion-MNIST with notebook 09's
+#    sample yardstick, over three training runs of each.
 # 4. Build a small VQ-VAE (codebook, nearest code, straight-through gradient, commitment
 #    loss), count the codes it uses, and see why it needs a prior of its own.
 # 5. Say what flows, hierarchical VAEs and the autoencoder of latent diffusion changed, and
@@ -28,11 +29,11 @@
 # **Prerequisites:** 02 (the ELBO), 03 (pathwise and score-function gradients), 04 (the KL
 # term), 05 (training), 06 (β), 07 (the conv VAE) and 09 (the sample yardstick).
 #
-# **Time to run:** about 15 s in fast mode. In full mode about 2 minutes on a quiet 2-core CPU
-# the first time, when eight small models and a classifier train (a second classifier is
-# notebook 09's, loaded from the cache if you ran 09, else trained here too), and about 40 s
-# afterwards: the two models of section 4 train again on every run, because the point is to
-# watch them train.
+# **Time to run:** about 15 s in fast mode. In full mode about 4 minutes on a quiet 2-core CPU
+# the first time, when 19 small models (every compared model three times, with three training
+# seeds) and a classifier train (a second classifier is notebook 09's, loaded from the cache if
+# you ran 09, else trained here too), and about a minute afterwards: the two models of section 4
+# train again on every run, because the point is to watch them train.
 
 # %% [markdown]
 # ## Setup
@@ -49,6 +50,7 @@ from companion.checkpoints import train_or_load
 from companion.checks import decoders_and_beyond as checks
 from companion.data import load, load_first, source_of
 from companion.evaluation.samples import Yardstick, accuracy, train_classifier
+from companion.evaluation.seeds import Spread, compare
 from companion.losses import (Objective, bernoulli_nll, gaussian_nll, kl_divergence,
                               squared_error, vq_loss)
 from companion.models import VQVAE, ConvVAE, GaussianConvVAE, eval_mode
@@ -63,12 +65,16 @@ assert source_of("mnist") != "not staged"
 # %% [markdown]
 # Fast mode trains on fewer images for one epoch, too briefly for the comparisons the text
 # makes: those are asserted only when `TRAINED` is true (full mode). Without Fashion-MNIST the
-# notebook uses MNIST and says so in one line.
+# notebook uses MNIST and says so in one line. Every model that is compared with another
+# trains three times, with three training seeds (other initial weights, another order of the
+# batches): a comparison is asserted only when the 95 % intervals of the three runs' means are
+# apart (`companion.evaluation.seeds`), and otherwise printed as not resolved.
 
 # %% tags=["nbval-ignore-output"]
 N_TRAIN = settings.pick(20_000, 1_000)    # training images of every model
-EPOCHS = settings.pick(2, 1)
-BATCH = 32                                # small batches: more steps for the same images
+EPOCHS = settings.pick(3, 1)
+BATCH = 64                                # every model, whatever its decoder
+SEEDS = settings.pick((0, 10, 20), (0,))  # spaced, so COURSE_SEED_OFFSET=1 gives three other runs
 N_SCORE = settings.pick(5_000, 500)       # images in each set the yardstick scores
 N_CHECK = settings.pick(2_000, 500)       # test images for the checks of each model
 TRAINED = settings.pick(True, False)      # long enough training to compare trained models
@@ -80,15 +86,30 @@ FASHION = train.dataset == "fashion-mnist"
 print(f"{train.dataset}: {len(train)} training images, {EPOCHS} epochs of batches of {BATCH}")
 
 
-def train_vae(model, data=None, beta: float = 1.0) -> dict:
-    """Train (or load) a model with the settings above; returns it with its history.
-    The model's likelihood is part of the model (ConvVAE(..., likelihood=...))."""
+def train_vae(make, data=None, beta: float = 1.0, seed: int = 0) -> dict:
+    """Train (or load) the model that make() builds, with the settings above and this training
+    seed; returns it with its history. The likelihood is part of the model
+    (ConvVAE(..., likelihood=...))."""
     data = train if data is None else data
-    history = train_or_load(model.to(device), data, load(data.dataset, "test").subset(N_CHECK),
+    torch.manual_seed(settings.training_seed(seed))        # the initial weights
+    model = make().to(device)
+    history = train_or_load(model, data, load(data.dataset, "test").subset(N_CHECK),
                             epochs=EPOCHS, lr=ConvVAE.lr, batch_size=BATCH,
-                            objective=Objective(beta=beta), seed=0, progress=False)
+                            objective=Objective(beta=beta), seed=seed, progress=False)
     return {"model": model, "history": history}
 
+
+def train_seeds(make, **settings_of_run) -> list[dict]:
+    """train_vae once for each training seed in SEEDS."""
+    return [train_vae(make, seed=seed, **settings_of_run) for seed in SEEDS]
+
+
+def over_seeds(name: str, measure) -> Spread:
+    """measure(run) for each training run of the model called name: mean ± sd over seeds."""
+    return Spread([measure(run) for run in runs[name]])
+
+
+test_kl = lambda run: run["history"].test_kl[-1]
 
 # %% [markdown]
 # ## 1. What a decoder assumes · deeper
@@ -173,26 +194,28 @@ assert torch.allclose(grads[0] * 2 * sigma**2, grads[1], rtol=1e-3, atol=1e-6)
 
 # %% [markdown]
 # σ and β are two names for one knob. Now train a lean conv VAE of notebook 07 (16 and 32
-# channels, 16 latents) twice: with the Bernoulli loss, and with "squared error + KL".
+# channels, 16 latents) with the Bernoulli loss, and with "squared error + KL"; each three
+# times, with the training seeds in `SEEDS`.
 
 # %% tags=["nbval-ignore-output"]
-runs = {"Bernoulli": train_vae(ConvVAE(LATENT, CHANNELS)),
-        "Gaussian, sigma 0.71 fixed": train_vae(
-            ConvVAE(LATENT, CHANNELS, likelihood="squared_error"))}
-for name, run in runs.items():
-    h = run["history"]
-    print(f"{name:<28} test KL {h.test_kl[-1]:5.1f} nats")
-    assert math.isfinite(h.test_loss[-1]) and h.test_kl[-1] > 0
-kl_of = lambda name: runs[name]["history"].test_kl[-1]
+runs = {"Bernoulli": train_seeds(lambda: ConvVAE(LATENT, CHANNELS)),
+        "Gaussian, sigma 0.71 fixed": train_seeds(
+            lambda: ConvVAE(LATENT, CHANNELS, likelihood="squared_error"))}
+for name in runs:
+    print(f"{name:<28} test KL {over_seeds(name, test_kl):5.1f} nats")
+    assert all(math.isfinite(run["history"].test_loss[-1]) for run in runs[name])
+bernoulli_kl, fixed_kl = (over_seeds(name, test_kl) for name in runs)
+print(f"KL of sigma 0.71 / KL of Bernoulli: {fixed_kl.mean / bernoulli_kl.mean:.2f}; "
+      f"compared over the seeds: {compare(fixed_kl, bernoulli_kl)}")
 if TRAINED:   # told that the pixels are that noisy, the model keeps about half the information
-    assert kl_of("Gaussian, sigma 0.71 fixed") < 0.6 * kl_of("Bernoulli")
+    assert fixed_kl.below(bernoulli_kl) and fixed_kl.mean < 0.6 * bernoulli_kl.mean
 
 
 # %%
 def show_reconstructions(names: list[str], n: int = 10) -> None:
     """Test images (top row) and their reconstructions by each run, one row per run."""
     x = test.images[:n]
-    rows = [x] + [runs[name]["model"].reconstruct(x) for name in names]
+    rows = [x] + [runs[name][0]["model"].reconstruct(x) for name in names]   # the first seed
     show_images(torch.cat(rows).cpu(), nrow=n, labels=["original"] + names,
                 title=f"{train.dataset}: test images and their reconstructions (decoder means)")
     plt.show()
@@ -202,56 +225,118 @@ show_reconstructions(list(runs))
 
 # %% [markdown]
 # Told that the pixels are this noisy, the model with σ = 0.71 keeps about half as many nats
-# about each image in its code as the Bernoulli model (the KL above). In both rows a shirt's
+# about each image in its code as the Bernoulli model (the KL above, resolved over the seeds). In both rows a shirt's
 # pattern and a logo vanish; the σ = 0.71 reconstructions are the blurrier ones, and section 5
 # measures it: they lie farther from real images. Neither choice of likelihood
 # looked at the data. The next section lets the data choose σ.
 #
-# ## 3. Learning σ · deeper
+# ## 3. Fitting σ to the data · deeper
 #
-# Make σ a parameter. For a shared σ and reconstructions that are fixed for the moment, set the
-# derivative of $\lVert x-\hat x\rVert^2/(2\sigma^2) + D\log\sigma$ to zero:
+# Let the data choose σ. For a shared σ and reconstructions that are fixed for the moment, set
+# the derivative of $\lVert x-\hat x\rVert^2/(2\sigma^2) + D\log\sigma$ to zero:
 #
 # $$\sigma^2_\star = \frac{\lVert x-\hat x\rVert^2}{D},$$
 #
-# the mean squared error per pixel. So a learned σ follows the root mean squared error of the
+# the mean squared error per pixel. So the best σ is the root mean squared error of the
 # reconstructions, and the effective $\beta = 2\sigma^2$ falls as the decoder improves: the
 # balance you had to pick by hand in notebook 06 now adjusts itself (Rybkin et al. 2021 call
-# this a *calibrated decoder*). `GaussianConvVAE(sigma="shared")` is the same conv VAE with
-# one more parameter, $\log\sigma$, starting at 0 ($\sigma = 1$); its likelihood is the
-# Gaussian one, and its `nll` uses the learned σ.
+# this a *calibrated decoder*). One could make $\log\sigma$ a parameter and let Adam find it,
+# but Adam moves a parameter by about the learning rate per step, so σ would lag behind the
+# decoder for hundreds of steps, and how far behind would depend on the batch size. Rybkin et
+# al.'s "optimal σ" skips the search: on every batch, σ² *is* the batch's mean squared error.
+# That is `GaussianConvVAE(sigma="shared")`, the same conv VAE with a Gaussian likelihood.
+#
+# It computes σ without a gradient. That loses nothing: at $\sigma_\star$ the loss does not
+# change with σ, so the weights get the same gradient whether or not it flows through
+# $\sigma_\star$ (the envelope theorem). Check it with autograd on one batch:
 
 # %% tags=["nbval-ignore-output"]
 torch.manual_seed(0)
-runs["Gaussian, sigma learned"] = train_vae(GaussianConvVAE(LATENT, CHANNELS, sigma="shared"))
-learned = runs["Gaussian, sigma learned"]["model"]
-with torch.no_grad():                                   # as the loss sees them: z drawn from q
-    logits, *_ = learned(test.images[:N_CHECK])
-rmse = (torch.sigmoid(logits) - test.images[:N_CHECK]).pow(2).mean().sqrt().item()
-sigma_learned = learned.shared_log_sigma.exp().item()
-print(f"learned sigma {sigma_learned:.3f}, RMSE of its reconstructions {rmse:.3f}, "
-      f"effective beta 2 sigma^2 = {2 * sigma_learned**2:.3f}")
-print(f"test KL {kl_of('Gaussian, sigma learned'):.1f} nats")
-assert sigma_learned < 1
-if TRAINED:   # sigma found the error it measures, and the code carries far more
-    assert abs(sigma_learned / rmse - 1) < 0.1 and sigma_learned < 0.71 / 5
-    assert kl_of("Gaussian, sigma learned") > 2 * kl_of("Bernoulli")
+model = GaussianConvVAE(LATENT, CHANNELS)
+x, z = test.images[:64], torch.randn(64, LATENT, device=device)
+last_layer = model.decoder[-1].weight
+without, = torch.autograd.grad(model.nll(x, z).sum(), last_layer)       # sigma computed aside
+logits = model.decode(z)
+log_sigma = 0.5 * (torch.sigmoid(logits) - x).pow(2).mean().log()       # with its gradient
+with_it, = torch.autograd.grad(gaussian_nll(logits, x, log_sigma=log_sigma).sum(), last_layer)
+print(f"largest difference of the two gradients: {(without - with_it).abs().max():.1e} "
+      f"(largest entry {with_it.abs().max():.1e})")
+assert torch.allclose(without, with_it, rtol=1e-4, atol=1e-6 * with_it.abs().max().item())
 
 # %% [markdown]
-# The learned σ ends within 10 % of the error it measures and more than five times below the
-# 0.71 of "squared error + KL": the effective β is a few hundredths, the code carries more
-# than twice the Bernoulli model's nats, and the reconstructions (last row below) are the
-# sharpest so far. (Adam moves $\log\sigma$ by about the learning rate per step, so getting
-# from σ = 1 to about 0.1 takes hundreds of steps: that is why these models train with
-# batches of 32.)
+# Train it three times, like the others, and measure σ as the loss sees it: the RMSE of the
+# reconstructions of test images, with $z$ drawn from $q(z\mid x)$.
+
+# %% tags=["nbval-ignore-output"]
+runs["Gaussian, sigma fitted"] = train_seeds(lambda: GaussianConvVAE(LATENT, CHANNELS))
+
+
+def fitted_sigma(run: dict) -> float:
+    """The shared sigma of a trained model on N_CHECK test images: their RMSE, z drawn from q."""
+    x = test.images[:N_CHECK]
+    with torch.no_grad():
+        logits, *_ = run["model"](x)
+    return (torch.sigmoid(logits) - x).pow(2).mean().sqrt().item()
+
+
+sigma_fitted = over_seeds("Gaussian, sigma fitted", fitted_sigma)
+fitted_kl = over_seeds("Gaussian, sigma fitted", test_kl)
+print(f"fitted sigma {sigma_fitted:.3f}; effective beta 2 sigma^2 = {2 * sigma_fitted.mean**2:.3f}")
+print(f"test KL {fitted_kl:.1f} nats, against {bernoulli_kl:.1f} for the Bernoulli decoder: "
+      f"{compare(fitted_kl, bernoulli_kl)}")
+if TRAINED:   # sigma far below 0.71, and the code carries far more
+    assert sigma_fitted.interval[1] < 0.71 / 5
+    assert bernoulli_kl.below(fitted_kl) and fitted_kl.mean > 2 * bernoulli_kl.mean
+
+# %% [markdown]
+# The fitted σ is more than five times below the 0.71 of "squared error + KL": the effective β
+# is a few hundredths, the code carries more than twice the Bernoulli model's nats, and the
+# reconstructions (last row below) are the sharpest so far.
 
 # %%
 show_reconstructions(list(runs))
 
+# %% [markdown]
+# Compare the rows: the last, with the fitted σ, keeps prints and edges that the σ = 0.71
+# row blurs away (section 5 puts a number on it).
+#
+# ### A negative loss is not a bug
+#
+# Look at this model's test loss, the negative ELBO:
+
+# %% tags=["nbval-ignore-output"]
+fitted_loss = over_seeds("Gaussian, sigma fitted", lambda run: run["history"].test_loss[-1])
+per_pixel = -0.5 * math.log(2 * math.pi * math.e * sigma_fitted.mean**2)
+print(f"test loss (-ELBO) {fitted_loss:.0f} nats per image")
+print(f"at sigma = {sigma_fitted.mean:.3f}, -1/2 log(2 pi e sigma^2) = {per_pixel:+.2f} nats per "
+      f"pixel; times 784 = {784 * per_pixel:+.0f}")
+peak = torch.distributions.Normal(0.0, sigma_fitted.mean).log_prob(torch.tensor(0.0)).exp()
+print(f"the density of N(0, {sigma_fitted.mean:.3f}^2) at its mean: {peak:.2f}; the per-pixel "
+      f"term is negative below sigma = 1/sqrt(2 pi e) = {1 / math.sqrt(2 * math.pi * math.e):.3f}")
+x = test.images[:1].cpu()
+mean = runs["Gaussian, sigma fitted"][0]["model"].reconstruct(test.images[:1]).cpu()
+log_density = lambda scale: torch.distributions.Normal(scale * mean, scale * sigma_fitted.mean
+                                                       ).log_prob(scale * x).sum().item()
+shift = log_density(255) - log_density(1)
+print(f"one test image's log-density, pixels in [0, 1]: {log_density(1):+.0f} nats; in [0, 255]: "
+      f"{log_density(255):+.0f}; the shift {shift:.1f} = -784 log 255 = {-784 * math.log(255):.1f}")
+assert math.isclose(shift, -784 * math.log(255), rel_tol=1e-4)
+if TRAINED:   # a density above 1 where the model is sure: log p(x) > 0, a loss below 0
+    assert fitted_loss.interval[1] < 0 and peak > 1
+
 
 # %% [markdown]
-# Compare the rows: the last, with the learned σ, keeps prints and edges that the σ = 0.71
-# row blurs away (section 5 puts a number on it).
+# Below zero, and far below. A Bernoulli decoder gives *probabilities* of pixels, which are at
+# most 1, so its $-\log p(x\mid z)$ is at least 0. A Gaussian decoder gives a *density*, and a
+# density is not bounded by 1: a normal distribution as narrow as the fitted σ is several
+# times higher than 1 at its mean (printed above). At $\sigma_\star$ the expected $-\log p$
+# of each pixel is $\tfrac12\log(2\pi e\sigma^2)$, negative as soon as σ is below
+# $1/\sqrt{2\pi e}$; 784 such pixels outweigh the KL. A negative loss says that the model puts
+# a high density on the test images, and nothing more: a density depends on the units of the
+# pixels. Rescale them from [0, 1] to [0, 255] and every image's log-density drops by
+# $784\log 255$ nats (the last line printed above), with the model unchanged. Densities of
+# images can be compared only on the same pixel scale; that is one reason papers report
+# continuous-pixel likelihoods in *bits per dimension* of the 256 discrete pixel values.
 #
 # ## 4. Pitfall: a σ for every pixel · deeper
 #
@@ -294,7 +379,7 @@ for min_sigma in (0.0, 0.01):
     model = GaussianConvVAE(LATENT, CHANNELS, sigma="pixel", min_sigma=min_sigma).to(device)
     probes[min_sigma] = SigmaProbe(test.images[:200])
     try:
-        fit(model, train.subset(settings.pick(10_000, 640)), epochs=1, lr=ConvVAE.lr,
+        fit(model, train.subset(settings.pick(20_000, 640)), epochs=1, lr=ConvVAE.lr,
             batch_size=BATCH, on_batch=probes[min_sigma], progress=False)
         diverged[min_sigma] = False
         print(f"min_sigma={min_sigma}: trained for the whole epoch")
@@ -343,13 +428,13 @@ plt.show()
 # quarter, printed above; by how much changes from run to run).
 #
 # A shared σ (section 3) is the other fix: one number cannot shrink onto the background
-# alone. Trained like the other models, where does the floored decoder put its σ?
+# alone. Trained like the other models (three times), where does the floored decoder put its
+# σ? The first run shows it:
 
 # %% tags=["nbval-ignore-output"]
-torch.manual_seed(0)
-runs["Gaussian, sigma per pixel, floor 0.01"] = train_vae(
-    GaussianConvVAE(LATENT, CHANNELS, sigma="pixel", min_sigma=0.01))
-floored, x = runs["Gaussian, sigma per pixel, floor 0.01"]["model"], test.images[:N_CHECK]
+runs["Gaussian, sigma per pixel, floor 0.01"] = train_seeds(
+    lambda: GaussianConvVAE(LATENT, CHANNELS, sigma="pixel", min_sigma=0.01))
+floored, x = runs["Gaussian, sigma per pixel, floor 0.01"][0]["model"], test.images[:N_CHECK]
 with torch.no_grad():
     logits, log_sigma = floored.decode_with_sigma(floored.encode(x)[0])
 floor_mask, background = log_sigma.exp() < 0.0101, x == 0
@@ -394,50 +479,76 @@ half = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))   #
 real_a, real_b = test.images[half[:N_SCORE]], test.images[half[N_SCORE:2 * N_SCORE]]
 labels_b = test.labels[half[N_SCORE:2 * N_SCORE]]
 yardstick = Yardstick(classifier, real_a)
-floor = yardstick.score(real_b, labels_b)
+floor = yardstick.score(real_b, labels_b, interval=True)
 print(f"the classifier labels {test_accuracy:.1%} of the test images correctly")
-print(f"{'real test images (the floor)':<38} FD {floor.frechet:7.2f}, labelled right {floor.accuracy:.1%}")
+print(f"{'real test images (the floor)':<38} FD {floor.frechet:5.2f} {floor.interval[0]:.2f} to "
+      f"{floor.interval[1]:.2f}, labelled right {floor.accuracy:.1%}")
 assert test_accuracy > (0.8 if TRAINED else 0.2)
 
+
 # %% tags=["nbval-ignore-output"]
-generator = torch.Generator().manual_seed(0)
-scores, labelled = {}, {}          # (FD of samples, FD of reconstructions); labels kept
-for name, run in runs.items():
+def score_run(run: dict, generator: torch.Generator) -> tuple[float, float, float]:
+    """(FD of N_SCORE samples, FD of the reconstructions of real_b, share labelled right)."""
     sampled = yardstick.score(run["model"].sample(N_SCORE, generator=generator))
     rebuilt = yardstick.score(run["model"].reconstruct(real_b), labels_b)
-    scores[name], labelled[name] = (sampled.frechet, rebuilt.frechet), rebuilt.accuracy
-    print(f"{name:<38} FD of samples {scores[name][0]:7.2f}, of reconstructions "
-          f"{scores[name][1]:6.2f}, labelled right {labelled[name]:.1%}")
-    assert scores[name][0] > floor.frechet
+    return sampled.frechet, rebuilt.frechet, rebuilt.accuracy
+
+
+generator = torch.Generator().manual_seed(0)
+scores = {}                        # per model and measure: a Spread over the training runs
+for name, seeded in runs.items():
+    per_run = zip(*(score_run(run, generator) for run in seeded))
+    scores[name] = dict(zip(("samples", "reconstructions", "labelled"), map(Spread, per_run)))
+    print(f"{name:<38} FD of samples {scores[name]['samples']:5.1f}; of reconstructions "
+          f"{scores[name]['reconstructions']:5.1f}; labelled right {scores[name]['labelled']:.1%}")
+    assert min(scores[name]["samples"].values) > floor.frechet
+
+# %% [markdown]
+# Which differences are larger than the spread from one training run to the next? Each line
+# compares the means of two models' three runs; `<` means the first is closer to the real
+# images, with the 95 % intervals of the means apart:
+
+# %% tags=["nbval-ignore-output"]
+best, pixel = "Gaussian, sigma fitted", "Gaussian, sigma per pixel, floor 0.01"
+bernoulli, fixed = "Bernoulli", "Gaussian, sigma 0.71 fixed"
+pairs = [(best, name) for name in runs if name != best] + [(bernoulli, fixed)]
+verdicts = {(measure, a, b): compare(scores[a][measure], scores[b][measure])
+            for measure in ("samples", "reconstructions") for a, b in pairs}
+verdicts.update({("samples", name, pixel): compare(scores[name]["samples"], scores[pixel]["samples"])
+                 for name in (bernoulli, fixed)})
+for (measure, a, b), verdict in verdicts.items():
+    print(f"FD of {measure:<15} {a:<27} {verdict:^26} {b}")
+gaps = [s / r for name in runs for s, r in zip(scores[name]["samples"].values,
+                                                 scores[name]["reconstructions"].values)]
+print(f"FD of samples / FD of reconstructions, in each of the {len(gaps)} runs: at least "
+      f"{min(gaps):.1f}")
 if TRAINED:
-    best = "Gaussian, sigma learned"
-    assert all(fd_samples > 1.5 * fd_rebuilt for fd_samples, fd_rebuilt in scores.values())
-    assert all(scores[best][i] == min(v[i] for v in scores.values()) for i in (0, 1))
-    assert labelled[best] == max(labelled.values())
-    assert scores["Gaussian, sigma per pixel, floor 0.01"][0] > 1.2 * max(
-        v[0] for name, v in scores.items() if "per pixel" not in name)
-    bernoulli, fixed = scores["Bernoulli"], scores["Gaussian, sigma 0.71 fixed"]
-    assert bernoulli[1] < 0.8 * fixed[1]
+    assert min(gaps) > 1.5                                  # in every run of every model
+    assert verdicts["reconstructions", best, fixed] == verdicts["reconstructions", bernoulli, fixed] == "<"
 
 # %%
 generator = torch.Generator().manual_seed(1)
-images = torch.cat([run["model"].sample(10, generator=generator) for run in runs.values()])
+images = torch.cat([seeded[0]["model"].sample(10, generator=generator) for seeded in runs.values()])
 show_images(images.cpu(), nrow=10, labels=list(runs), title="Samples: decoder means at z ~ N(0, I)")
 plt.show()
 
 # %% [markdown]
-# Three things to read off. Every model's samples lie far above its own reconstructions and
-# far from the floor: sampling from the prior is harder than reconstructing, the gap notebook
-# 09 measured on MNIST. The learned shared σ wins on every count: the closest samples, the
-# closest reconstructions, and the reconstructions the classifier most often reads as the
-# garment they came from ("labelled right"; on real images the classifier itself is only that
-# accurate, as printed first). And the per-pixel σ, even with its floor, draws the worst
-# samples, pale ghosts of garments: its decoder raised σ where it was unsure instead of
-# drawing the pixel, and a mean image needs no detail where the model calls the pixel noise.
-# Between the Bernoulli decoder and the fixed σ = 0.71, the Bernoulli decoder reconstructs
-# clearly better; whether their samples differ, one run of each cannot say. (Each row is one
-# training run: the orders asserted here also hold for runs with other seeds,
-# `COURSE_SEED_OFFSET=1` and `2`; the sizes of the gaps change from run to run.)
+# Read the tables together. In every run of every model, the samples lie far above the model's
+# own reconstructions (at least 1.5 times their FD) and far from the floor: sampling from the
+# prior is harder than reconstructing, the gap notebook 09 measured on MNIST.
+#
+# The fixed σ = 0.71 reconstructs farthest from the real images: both the fitted shared σ and
+# the Bernoulli decoder beat it beyond the spread of the runs. The fitted σ has the lowest mean
+# FD of reconstructions; whether it beats the Bernoulli decoder beyond the spread, the verdict
+# line above says for these three runs. Another three (`COURSE_SEED_OFFSET=1`, notebook 00)
+# can answer differently, so the notebook asserts it neither way.
+#
+# **No ranking of the samples is asserted.** Which pairs of sample FDs resolve changes from
+# one set of three training runs to another: a run of the per-pixel σ, say, can land far from
+# the others (its decoder raises σ where it is unsure instead of drawing the pixel, and a mean
+# image needs no detail where the model calls the pixel noise). One run of each would have
+# ranked the decoders; three runs show how much of such a ranking is the luck of the run. To
+# settle it, train more runs of each, or train longer, so that the runs vary less.
 #
 # ## 6. Discrete codes: a small VQ-VAE · deeper
 #
@@ -497,14 +608,14 @@ assert torch.isclose(ours, vq_loss(logits, x, z_e, z_q).total)
 
 # %% [markdown]
 # Train it on MNIST, so that notebook 09's MNIST yardstick can score it in section 7, with the
-# settings of the conv VAEs above:
+# settings of the conv VAEs above (three times: section 7 compares it with another kind). The
+# first run is the one looked at here:
 
 # %% tags=["nbval-ignore-output"]
 mnist_train = load("mnist", "train").subset(N_TRAIN)
-torch.manual_seed(0)
-vq_runs = {"uniform": train_vae(VQVAE(codes=128, code_dim=16, channels=CHANNELS),
-                                data=mnist_train)}
-vq_model, vq_history = vq_runs["uniform"]["model"], vq_runs["uniform"]["history"]
+vq_runs = {"uniform": train_seeds(lambda: VQVAE(codes=128, code_dim=16, channels=CHANNELS),
+                                  data=mnist_train)}
+vq_model, vq_history = vq_runs["uniform"][0]["model"], vq_runs["uniform"][0]["history"]
 x = mnist_test.images[:N_CHECK]
 rmse = (vq_model.reconstruct(x) - x).pow(2).mean().sqrt().item()
 print(f"test loss {vq_history.test_loss[-1]:.1f} (reconstruction "
@@ -527,8 +638,9 @@ plt.show()
 #
 # ### How biased is the straight-through gradient? · deeper
 #
-# Take the untrained VQ-VAE of the first cell and one image: nudge $z_e$ a little along the
-# straight-through gradient, and compare the change of the loss it predicts with the real one.
+# First a small step. Take the untrained VQ-VAE of the first cell and one image: nudge $z_e$ a
+# little along the straight-through gradient, and compare the change of the loss it predicts
+# with the real one.
 
 # %% tags=["nbval-ignore-output"]
 x = mnist_test.images[:1]
@@ -543,10 +655,75 @@ print(f"straight-through predicts a change of {(grad * step).sum():.2e}, the los
       f"{moved - loss:.2e}")
 assert (grad * step).sum() > 0 and moved == loss.detach()
 
+
 # %% [markdown]
 # The step changes no code, so the loss does not move at all, while the straight-through
 # gradient predicts that it does: its information comes from the decoder's slope at $z_q$,
-# not from the quantizer.
+# not from the quantizer. The true derivative is 0 almost everywhere, so the interesting
+# comparison is over a step that *does* switch a code: a finite difference. Take the trained
+# model, 32 test digits and each of their 49 positions; move that position's $z_e$ onto its
+# second-nearest code $e_{k'}$, so its code switches from $k$ to $k'$ and nothing else changes.
+# The true change of the loss is the difference of two decoder passes; straight-through
+# predicts $g\cdot(e_{k'} - z_e)$, with $g$ the gradient of the loss at $z_q$. Do it for each
+# of the three training runs:
+
+# %% tags=["nbval-ignore-output"]
+def switch_one_code(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every image and position: (straight-through's predicted change of the loss, the true
+    change) when that position's z_e moves onto its second-nearest code. Two tensors [N * 49]."""
+    with torch.no_grad():
+        z_e = model.encode(x)
+        z_q, codes = model.quantize(z_e)
+    z_q.requires_grad_()
+    loss = bernoulli_nll(model.decoder(z_q), x)
+    g, = torch.autograd.grad(loss.sum(), z_q)
+    book, predicted, true = model.codebook.weight.detach(), [], []
+    every = torch.arange(49)
+    for i in range(len(x)):
+        vectors = z_e[i].flatten(1).T                                    # [49, D]
+        second = torch.cdist(vectors, book).topk(2, largest=False).indices[:, 1]
+        switched = codes[i].flatten().repeat(49, 1)                      # row p: position p switched
+        switched[every, every] = second
+        with torch.no_grad():
+            moved = bernoulli_nll(model.decode(switched.view(49, 7, 7)), x[i:i + 1].expand(49, -1, -1, -1))
+        predicted.append((g[i].flatten(1).T * (book[second] - vectors)).sum(1))
+        true.append(moved - loss[i].detach())
+    return torch.cat(predicted), torch.cat(true)
+
+
+switches = [switch_one_code(run["model"], mnist_test.images[:32]) for run in vq_runs["uniform"]]
+st_measures = {
+    "correlation of predicted and true change": lambda p, t: torch.corrcoef(torch.stack([p, t]))[0, 1].item(),
+    "share with the right sign": lambda p, t: (p.sign() == t.sign()).float().mean().item(),
+    "mean true change (nats)": lambda p, t: t.mean().item(),
+    "mean predicted change (nats)": lambda p, t: p.mean().item(),
+    "share of switches that raise the loss": lambda p, t: (t > 0).float().mean().item(),
+    "share predicted to raise it": lambda p, t: (p > 0).float().mean().item()}
+st = {name: Spread([measure(*pair) for pair in switches]) for name, measure in st_measures.items()}
+for name, spread in st.items():
+    print(f"{name:<42} {spread:.2f}")
+# within each run: how far the true change lies above the prediction, in standard errors
+bias = [((t - p).mean() / ((t - p).std() / len(t) ** 0.5)).item() for p, t in switches]
+print("true minus predicted change, mean over the switches of each run, in standard errors: "
+      + ", ".join(f"{b:.1f}" for b in bias))
+if TRAINED:   # informative, but biased: it cannot see that a switch mostly costs
+    assert all(0.2 < st["correlation of predicted and true change"].values[i] < 0.9 and
+               0.55 < st["share with the right sign"].values[i] < 0.95 and bias[i] > 3 and
+               st["share predicted to raise it"].values[i] < st["share of switches that raise the loss"].values[i]
+               for i in range(len(switches)))
+
+# %% [markdown]
+# Straight-through is informative: its prediction goes with the true change (a clearly
+# positive correlation) and has the right sign for most switches. But it is biased. Most
+# switches raise the loss, and on average they do: the encoder and decoder were trained
+# together, so the code the encoder chose tends to be the one the decoder draws best from, and
+# any jump away from it costs. The straight-through prediction is linear in the move and sees
+# no jump; it says "lower" for more switches than truly lower the loss, and on average it
+# predicts less cost than the switches have: in each run, by many standard errors of the
+# mean over its switches (the last line printed). (The other numbers are means ± sd over the
+# three training runs; each statement here holds in every run.) This is why the VQ-VAE keeps $z_e$
+# close to its code with the commitment term: the closer they are, the smaller the step the
+# straight-through gradient pretends is continuous.
 #
 # ## 7. Codebook usage, and the prior a VQ-VAE lacks · deeper
 #
@@ -556,17 +733,22 @@ assert (grad * step).sum() > 0 and moved == loss.detach()
 # code frequencies: $K$ if all codes are used equally, 1 if only one is.
 
 # %% tags=["nbval-ignore-output"]
-usage = codebook_usage(vq_model.code(mnist_test.images[:N_SCORE]), 128)
-print(f"perplexity {usage.perplexity:.1f} of 128, codes used {usage.used:.0%}, "
+usage_of = lambda run: codebook_usage(run["model"].code(mnist_test.images[:N_SCORE]), 128)
+usage = usage_of(vq_runs["uniform"][0])
+print(f"first run: perplexity {usage.perplexity:.1f} of 128, codes used {usage.used:.0%}, "
       f"dead codes {int((usage.counts == 0).sum())}")
 assert 1 <= usage.perplexity <= 128 * usage.used + 1e-9
+used, perplexity = (Spread([getattr(usage_of(run), part) for run in vq_runs["uniform"]])
+                    for part in ("used", "perplexity"))
+print(f"over the three runs: codes used {used:.2f} (each run: "
+      f"{', '.join(f'{u:.0%}' for u in used.values)}), perplexity {perplexity:.1f}")
 if TRAINED:
-    assert usage.used < 0.5 and usage.perplexity < 128 / 4
+    assert max(used.values) < 1 and max(perplexity.values) < 128 / 2
 
 # %% [markdown]
-# Fewer than half of the codes are chosen for any of these test digits, and the perplexity says
-# the encoder behaves as if it had fewer than a quarter of its 128 codes, used equally often.
-# The unused ones are **dead codes**: never the nearest to any encoder output, so neither term
+# In every run some codes are never chosen for any of these test digits, and the perplexity
+# says the encoder behaves as if it had far fewer than its 128 codes, used equally often. How
+# many codes a run leaves unused changes a lot from run to run (printed above). The unused ones are **dead codes**: never the nearest to any encoder output, so neither term
 # of the loss ever moves them.
 #
 # **A fix for dead codes.** The codebook started as 128 tiny vectors near 0
@@ -578,34 +760,37 @@ if TRAINED:
 # ViT-VQGAN does (Yu et al. 2022).)
 
 # %% tags=["nbval-ignore-output"]
-torch.manual_seed(0)
-vq_runs["data"] = train_vae(VQVAE(codes=128, code_dim=16, channels=CHANNELS, init="data"),
-                            data=mnist_train)
-usages = {init: codebook_usage(run["model"].code(mnist_test.images[:N_SCORE]), 128)
-          for init, run in vq_runs.items()}
-for init, u in usages.items():
-    h = vq_runs[init]["history"]
-    print(f"init={init!r:<10} perplexity {u.perplexity:5.1f}, codes used {u.used:4.0%}, "
-          f"test loss {h.test_loss[-1]:6.1f}, of which reconstruction {h.test_reconstruction[-1]:6.1f}")
-assert all(1 <= u.perplexity <= 128 * u.used + 1e-9 for u in usages.values())
+vq_runs["data"] = train_seeds(lambda: VQVAE(codes=128, code_dim=16, channels=CHANNELS,
+                                            init="data"), data=mnist_train)
+usages = {init: [usage_of(run) for run in seeded] for init, seeded in vq_runs.items()}
+vq_measures = {
+    "perplexity": lambda run, u: u.perplexity, "codes used": lambda run, u: u.used,
+    "test loss": lambda run, u: run["history"].test_loss[-1],
+    "reconstruction": lambda run, u: run["history"].test_reconstruction[-1]}
+vq_table = {init: {name: Spread([measure(run, u) for run, u in zip(vq_runs[init], usages[init])])
+                   for name, measure in vq_measures.items()} for init in vq_runs}
+for init, row in vq_table.items():
+    print(f"init={init!r:<10} " + "; ".join(f"{name} {spread:.2f}" for name, spread in row.items()))
+for name in vq_measures:
+    print(f"{name:<15} uniform {compare(vq_table['uniform'][name], vq_table['data'][name])} data")
+assert all(1 <= u.perplexity <= 128 * u.used + 1e-9 for runs_of in usages.values() for u in runs_of)
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.2))
 for init, u in usages.items():
-    ax.plot(u.counts.sort(descending=True).values.clamp(min=0.5).cpu(), label=f"init={init!r}")
-ax.set(title="How often each code is chosen on the MNIST test set", yscale="log",
+    ax.plot(u[0].counts.sort(descending=True).values.clamp(min=0.5).cpu(), label=f"init={init!r}")
+ax.set(title="How often each code is chosen on the MNIST test set (first run)", yscale="log",
        xlabel="code, most used first", ylabel="count (unused: shown at 0.5)")
 ax.legend()
 plt.show()
 
 # %% [markdown]
-# Does starting from the data help? **Not resolved with one run of each.** The lines above
-# compare one training run of each codebook, and one run each cannot say whether a
-# difference belongs to the initialisation or to the run: trained again with other seeds
-# (`COURSE_SEED_OFFSET`, notebook 00), the order of the two rows can change. So this notebook
-# asserts no winner; to settle it, train each kind over several seeds and compare the spread,
-# as notebook 06 does for β. In the curves, where each one drops to zero is the number of
-# codes in use.
+# Does starting from the data help? The table prints each measure's mean ± sd over the three
+# runs of each initialisation, and whether the two differ beyond that spread. The notebook
+# asserts no winner: the runs of one kind differ from each other about as much as the kinds
+# do, so any difference here is **not resolved at 3 seeds** unless the comparison line says
+# otherwise. In the curves (the first run of each), where each one drops to zero is the
+# number of codes in use.
 #
 # **Samples need a prior over the codes.** A VAE samples $z\sim\mathcal N(0, I)$ because the
 # KL term pulled its codes toward that prior. A VQ-VAE trained no such thing: its prior is
@@ -619,7 +804,7 @@ mnist_classifier = train_classifier(load("mnist", "train").subset(settings.pick(
                                     epochs=settings.pick(3, 1))
 half = torch.randperm(len(mnist_test), generator=torch.Generator().manual_seed(0))   # at random
 mnist_yardstick = Yardstick(mnist_classifier, mnist_test.images[half[:N_SCORE]])
-vq_best, generator = vq_runs["data"]["model"], torch.Generator().manual_seed(0)
+vq_best, generator = vq_runs["data"][0]["model"], torch.Generator().manual_seed(0)
 rest = half[N_SCORE:2 * N_SCORE]
 digits, digit_labels = mnist_test.images[rest], mnist_test.labels[rest]
 vq_scores = {"real test digits (floor)": mnist_yardstick.score(digits, digit_labels,
@@ -698,57 +883,76 @@ plt.show()
 
 # %% tags=["nbval-ignore-output"]
 BETAS = [1.0, 0.1, 0.001]
-sweep = {1.0: runs["Bernoulli"]}
+sweep = {1.0: runs["Bernoulli"]}                       # three runs of each beta
 for beta in BETAS[1:]:
-    torch.manual_seed(0)
-    sweep[beta] = train_vae(ConvVAE(LATENT, CHANNELS), beta=beta)
-rows = {}
-for beta, run in sweep.items():
+    sweep[beta] = train_seeds(lambda: ConvVAE(LATENT, CHANNELS), beta=beta)
+perfect = bernoulli_floor(test.images[:N_CHECK])       # a perfect decoder's distortion (section 1)
+
+
+def rate_and_distortion(run: dict) -> dict:
+    """Rate, distortion (and its part above a perfect decoder), code spread, posterior width
+    and FD of samples of one trained model."""
     with torch.no_grad():
         mu, logvar = run["model"].encode(test.images[:N_CHECK])
     h = run["history"]
     samples = run["model"].sample(N_SCORE, generator=torch.Generator().manual_seed(0))
-    rows[beta] = {"rate": h.test_kl[-1], "distortion": h.test_reconstruction[-1],
-                  "code std": mu.std(0).mean().item(), "posterior sigma": (0.5 * logvar).exp().mean().item(),
-                  "FD samples": yardstick.score(samples).frechet}
+    return {"rate": h.test_kl[-1], "distortion": h.test_reconstruction[-1],
+            "reducible": h.test_reconstruction[-1] - perfect,
+            "code std": mu.std(0).mean().item(), "posterior sigma": (0.5 * logvar).exp().mean().item(),
+            "FD samples": yardstick.score(samples).frechet}
+
+
+rows = {}
+for beta, seeded in sweep.items():
+    measured = [rate_and_distortion(run) for run in seeded]
+    rows[beta] = {name: Spread([m[name] for m in measured]) for name in measured[0]}
 
 # %% tags=["nbval-ignore-output"]
-print(f"{'beta':>6} " + " ".join(f"{k:>16}" for k in rows[1.0]))
-for beta, r in rows.items():
-    print(f"{beta:>6} " + " ".join(f"{v:16.3f}" for v in r.values()))
-perfect = bernoulli_floor(test.images[:N_CHECK])
+print(f"a perfect decoder's distortion on these test images: {perfect:.1f} nats; 'reducible' is "
+      "the distortion above it")
+for name in rows[1.0]:
+    print(f"{name:<16}" + "".join(f"  beta {beta:<5g} {r[name]:8.3f}" for beta, r in rows.items()))
 tiny, mid, one = rows[0.001], rows[0.1], rows[1.0]
-print(f"a perfect decoder's distortion on these test images (section 1): {perfect:.1f}")
-reducible = {beta: r["distortion"] - perfect for beta, r in rows.items()}   # above a perfect decoder
-print(f"from beta 1 to 0.001: rate x {tiny['rate'] / one['rate']:.1f}, distortion "
-      f"{tiny['distortion'] / one['distortion'] - 1:+.1%}, its part above a perfect decoder "
-      f"{reducible[1.0]:.1f} -> {reducible[0.001]:.1f} nats "
-      f"({reducible[0.001] / reducible[1.0] - 1:+.0%})")
+print(f"from beta 1 to 0.001: rate x {tiny['rate'].mean / one['rate'].mean:.1f}, distortion "
+      f"{tiny['distortion'].mean / one['distortion'].mean - 1:+.1%}, its reducible part "
+      f"{tiny['reducible'].mean / one['reducible'].mean - 1:+.0%}")
+for name in ("rate", "distortion", "reducible", "FD samples"):
+    print(f"{name:<12} beta 1 {compare(one[name], mid[name])} beta 0.1 "
+          f"{compare(mid[name], tiny[name])} beta 0.001")
 if TRAINED:   # beta falls: the rate climbs, the distortion barely moves
-    assert one["rate"] < mid["rate"] < tiny["rate"] and tiny["rate"] > 8 * one["rate"]
-    assert perfect < tiny["distortion"] < one["distortion"] < 1.1 * tiny["distortion"]
-    assert reducible[0.001] < 0.85 * reducible[1.0]        # the part a decoder can remove
-    assert tiny["rate"] > 3 * mid["rate"] and abs(mid["distortion"] / tiny["distortion"] - 1) < 0.02
-    assert tiny["posterior sigma"] < 0.05 and tiny["code std"] > 2 and tiny["FD samples"] > 1.5 * one["FD samples"]
+    assert one["rate"].below(mid["rate"]) and mid["rate"].below(tiny["rate"])
+    assert tiny["rate"].mean > 8 * one["rate"].mean and tiny["rate"].mean > 3 * mid["rate"].mean
+    assert tiny["distortion"].below(one["distortion"]) and perfect < tiny["distortion"].mean
+    assert one["distortion"].mean < 1.1 * tiny["distortion"].mean
+    assert tiny["reducible"].mean < 0.85 * one["reducible"].mean  # the part a decoder can remove
+    assert abs(mid["distortion"].mean / tiny["distortion"].mean - 1) < 0.02
+    assert tiny["posterior sigma"].interval[1] < 0.05 and tiny["code std"].interval[0] > 2
+    assert one["FD samples"].below(tiny["FD samples"])
+    assert tiny["FD samples"].mean > 1.5 * one["FD samples"].mean
 
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 4))
-ax.plot([r["rate"] for r in rows.values()], [r["distortion"] for r in rows.values()], "o-")
+sd = lambda spread: spread.sd if spread.n > 1 else 0.0          # one run (fast mode): no bar
+ax.errorbar([r["rate"].mean for r in rows.values()], [r["distortion"].mean for r in rows.values()],
+            xerr=[sd(r["rate"]) for r in rows.values()], yerr=[sd(r["distortion"]) for r in rows.values()],
+            fmt="o-", capsize=3)
 for beta, r in rows.items():
-    ax.annotate(f"β = {beta:g}", (r["rate"], r["distortion"]), textcoords="offset points",
+    ax.annotate(f"β = {beta:g}", (r["rate"].mean, r["distortion"].mean), textcoords="offset points",
                 xytext=(6, 4))
-ax.set(title=f"Rate and distortion on {train.dataset} (test set)", xlabel="rate: KL (nats)",
+ax.set(title=f"Rate and distortion on {train.dataset} (test set; mean ± sd of 3 runs)",
+       xlabel="rate: KL (nats)",
        ylabel="distortion: reconstruction loss (nats, grey pixels)")
 plt.show()
 
 
 # %% [markdown]
-# From β = 1 to β = 0.001 the rate grows more than eightfold, while the distortion falls by
-# less than a tenth and stays above the floor of a perfect decoder. Most of the distortion is
-# that floor, though: the part a better model could remove, the distortion above the floor,
-# falls by more than 15 % (printed above). Below β = 0.1 the rate
-# still more than triples and the distortion moves by less than 2 %: the extra nats buy
-# detail the Bernoulli loss hardly rewards. Meanwhile the posteriors shrink almost to points,
+# Every number is a mean ± sd over three training runs of each β. From β = 1 to β = 0.001 the
+# rate grows more than eightfold, while the distortion falls by less than a tenth and stays
+# above the floor of a perfect decoder. Most of the distortion is that floor, though: the part
+# a better model could remove, the distortion above the floor, falls by more than 15 %
+# (printed above). Below β = 0.1 the rate still more than triples, while the distortion moves
+# by less than 2 %, a change not resolved at three runs: the extra nats buy detail the
+# Bernoulli loss hardly rewards. Meanwhile the posteriors shrink almost to points,
 # and the codes spread over several units, far beyond the $\mathcal N(0, I)$ that samples are
 # drawn from, so the samples from the prior get much worse. That is the trade latent diffusion makes
 # on purpose: keep the reconstructions, give up the prior, and hand the prior to a diffusion
@@ -814,15 +1018,19 @@ checks.check_perplexity(perplexity)
 # * The decoder's likelihood is a modelling choice. A Bernoulli decoder on grey pixels learns
 #   the right means but reports a number that is not a log-likelihood.
 # * A Gaussian decoder with a fixed σ *is* the squared error (summed over the pixels) with
-#   β = 2σ²: "squared error + KL" assumes σ ≈ 0.71 and gives blurry images. A learned shared σ settles near the RMSE of
-#   the reconstructions, balances the two terms by itself, and gave the best samples and
-#   reconstructions on the yardstick.
+#   β = 2σ²: "squared error + KL" assumes σ ≈ 0.71 and gives blurry images. A shared σ set
+#   to the RMSE of the reconstructions on every batch balances the two terms by itself, and
+#   reconstructs closer to real images than the fixed σ = 0.71, over three runs. Its loss is
+#   negative: a density, not a probability.
 # * A σ per pixel collapses on pixels the decoder can predict, and the likelihood runs away;
-#   a floor on σ (or a shared σ) fixes it. Even with a floor, a per-pixel σ drew the worst
-#   samples: its decoder calls noise what it cannot draw.
+#   a floor on σ (or a shared σ) fixes it.
+# * No ranking of the decoders' samples held across sets of three training runs: the runs of
+#   one decoder can differ as much as the decoders do.
 # * A VQ-VAE quantizes the code to the nearest of K vectors, trains through the argmin with
-#   the biased straight-through estimator, and needs a codebook term and a commitment term.
-#   Watch its codebook usage, and remember that it needs a learned prior to sample.
+#   the straight-through estimator, and needs a codebook term and a commitment term.
+#   Straight-through follows the true change of the loss when a code switches, but is biased:
+#   it misses that a switch mostly costs. Watch the codebook usage, and remember that a VQ-VAE
+#   needs a learned prior to sample.
 # * Flows (IAF), hierarchies (Ladder VAE, NVAE) and the tiny-β autoencoder of latent diffusion
 #   each fix one limit of the plain VAE.
 #

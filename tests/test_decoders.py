@@ -68,29 +68,53 @@ def test_gaussian_nll_refuses_a_sigma_that_is_not_positive(sigma):
         gaussian_nll(LOGITS, X, sigma)
 
 
-def test_the_learned_sigma_model_is_gaussian_and_its_nll_uses_its_sigma():
+def test_the_shared_sigma_is_the_rmse_of_the_batch_and_the_nll_uses_it():
+    torch.manual_seed(0)
     model = GaussianConvVAE(latent_dim=4, channels=(4, 8))
     assert model.likelihood == "gaussian" and "likelihood" not in model.describe()
     assert build(model.describe()).likelihood == "gaussian"
-    with torch.no_grad():
-        model.shared_log_sigma.fill_(-2.0)
     z = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
-    want = -Normal(torch.sigmoid(model.decode(z)), math.exp(-2.0)).log_prob(X).flatten(1).sum(1)
+    mean = torch.sigmoid(model.decode(z))
+    rmse = (mean - X).pow(2).mean().sqrt()
+    want = -Normal(mean, rmse).log_prob(X).flatten(1).sum(1)
     assert torch.allclose(model.nll(X, z), want, rtol=1e-5)
     assert torch.allclose(model.nll(X.flatten(1), z), want, rtol=1e-5)   # [N, 784] too
+    # at sigma^2 = MSE the batch's mean NLL is D/2 log(2 pi e MSE)
+    assert model.nll(X, z).mean().item() == pytest.approx(
+        392 * math.log(2 * math.pi * math.e * rmse.item() ** 2), rel=1e-5)
+    # it is the best shared sigma: the NLL's derivative in log sigma vanishes there
+    log_sigma = rmse.log().detach().requires_grad_()
+    grad, = torch.autograd.grad(gaussian_nll(model.decode(z), X, log_sigma=log_sigma).sum(),
+                                log_sigma)
+    assert abs(grad.item()) < 1e-2
     # a ConvVAE told "gaussian" has sigma 1, fixed
     fixed = ConvVAE(4, channels=(4, 8), likelihood="gaussian")
     assert torch.allclose(fixed.nll(X, z), gaussian_nll(fixed.decode(z), X, 1.0), rtol=1e-5)
 
 
-def test_a_shared_sigma_is_one_number_with_a_floor():
+def test_without_a_gradient_through_sigma_the_weights_get_the_same_gradient():
+    torch.manual_seed(0)
+    model = GaussianConvVAE(latent_dim=4, channels=(4, 8))
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    weights = list(model.decoder.parameters())
+    detached, = torch.autograd.grad(model.nll(X, z).sum(), weights[-1])
+    logits = model.decode(z)
+    log_sigma = 0.5 * (torch.sigmoid(logits) - X).pow(2).mean().log()     # with its gradient
+    attached, = torch.autograd.grad(gaussian_nll(logits, X, log_sigma=log_sigma).sum(), weights[-1])
+    assert torch.allclose(detached, attached, rtol=1e-4, atol=1e-6)
+
+
+def test_a_shared_sigma_needs_the_images_and_has_a_floor():
     model = GaussianConvVAE(latent_dim=4, sigma="shared", min_sigma=0.05)
-    logits, log_sigma = model.decode_with_sigma(torch.zeros(3, 4))
-    assert logits.shape == (3, 1, 28, 28) and log_sigma.shape == () and log_sigma == 0  # sigma 1
-    with torch.no_grad():
-        model.shared_log_sigma.fill_(-10.0)
-    assert model.decode_with_sigma(torch.zeros(3, 4))[1].item() == pytest.approx(math.log(0.05))
-    assert torch.equal(model.decode(torch.zeros(3, 4)), logits)
+    with pytest.raises(ValueError, match="pass the images too"):
+        model.decode_with_sigma(torch.zeros(3, 4))
+    z = torch.zeros(3, 4)
+    exact = torch.sigmoid(model.decode(z)).detach()                      # a perfect decoder
+    logits, log_sigma = model.decode_with_sigma(z, exact)
+    assert logits.shape == (3, 1, 28, 28) and log_sigma.shape == ()
+    assert log_sigma.item() == pytest.approx(math.log(0.05))
+    assert torch.isfinite(GaussianConvVAE(latent_dim=4).nll(exact, z)).all()   # no log(0)
+    assert not any(p.requires_grad for p in [log_sigma]) and not hasattr(model, "shared_log_sigma")
 
 
 def test_a_sigma_per_pixel_comes_from_the_decoder_and_is_floored():
@@ -141,13 +165,13 @@ def test_the_models_loss_uses_its_sigma_and_trains_it():
     assert model.decoder[-1].weight.grad[:, 1].abs().sum() > 0       # the sigma channel learns
 
 
-def test_fit_shrinks_a_shared_sigma_and_evaluate_reports_the_gaussian_nll():
+def test_fit_trains_a_shared_sigma_model_and_evaluate_reports_the_gaussian_nll():
     torch.manual_seed(0)
     data = ImageSet(torch.rand(128, 1, 28, 28) * 0.2, torch.zeros(128, dtype=torch.long),
                     ("x",), "noise/train")
     model = GaussianConvVAE(latent_dim=4, channels=(4, 8))
     history = fit(model, data, epochs=2, lr=2e-2, batch_size=32, progress=False)
-    assert model.shared_log_sigma.item() < -0.05 and history.loss[-1] < history.loss[0]
+    assert history.loss[-1] < history.loss[0]
     torch.manual_seed(3)
     test = evaluate(model, data)
     torch.manual_seed(3)
@@ -161,12 +185,22 @@ def test_fit_shrinks_a_shared_sigma_and_evaluate_reports_the_gaussian_nll():
 
 
 @pytest.mark.parametrize("sigma", ["shared", "pixel"])
-def test_a_learned_sigma_model_round_trips_through_a_checkpoint(sigma, tmp_path):
+def test_a_gaussian_model_round_trips_through_a_checkpoint(sigma, tmp_path):
     torch.manual_seed(0)
     model = GaussianConvVAE(latent_dim=3, channels=(4, 8), sigma=sigma, min_sigma=0.01).eval()
     path = checkpoints.save(model, tmp_path / "g.pt")
     loaded, _ = checkpoints.load(path, device="cpu")
     z = torch.randn(2, 3)
     assert loaded.describe() == model.describe()
-    for a, b in zip(loaded.decode_with_sigma(z), model.decode_with_sigma(z)):
+    for a, b in zip(loaded.decode_with_sigma(z, X[:2]), model.decode_with_sigma(z, X[:2])):
         assert torch.equal(a, b)
+
+
+def test_a_gaussian_log_density_depends_on_the_units_of_the_pixels():
+    """Rescaling pixels by 255 lowers every image's log-density by 784 log 255: a density
+    above 1 (a negative loss) says nothing on its own."""
+    mean = torch.sigmoid(LOGITS)
+    one = -gaussian_nll(LOGITS, X, 0.1)
+    scaled = Normal(255 * mean, 255 * 0.1).log_prob(255 * X).flatten(1).sum(1)
+    assert torch.allclose(scaled - one, torch.full_like(one, -784 * math.log(255)), rtol=1e-4)
+    assert Normal(0.0, 0.1).log_prob(torch.tensor(0.0)) > 0     # a density above 1
