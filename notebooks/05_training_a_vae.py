@@ -32,7 +32,7 @@
 # trick), 04 (the KL term).
 #
 # **Time to run:** about 15 s in fast mode. In full mode about 11 minutes on a quiet 2-core CPU
-# the first time, when nine models train (the 50-epoch model of section 6 takes the largest
+# the first time, when twelve models train (the 50-epoch model of section 6 takes the largest
 # share), and about 100 s afterwards, when they load from the
 # cache (most of it the likelihood estimates of section 6, about 15 s your own training loop of
 # section 1, which is not cached, and a few seconds the pixel-by-pixel drawing of section 7).
@@ -63,7 +63,7 @@ from companion.losses import bernoulli_nll, kl_divergence
 from companion.models import MLPVAE, AutoregressiveVAE
 from companion.plots import plot_history, scatter_latent, show_images, show_pairs
 from companion.losses import Objective
-from companion.training import evaluate
+from companion.training import TrainingDiverged, evaluate, fit
 
 companion.setup(seed=0, datasets=["mnist"])
 device = settings.device()          # where load() puts the data; every model goes there too
@@ -378,6 +378,98 @@ SLACK = settings.pick(0.0, 10.0)   # fast mode trains too briefly to separate th
 assert histories[20].test_kl[-1] > histories[2].test_kl[-1]
 assert histories[20].kl[-1] > histories[20].kl[0] - SLACK
 assert histories[20].test_reconstruction[-1] < histories[2].test_reconstruction[-1] + SLACK
+
+# %% [markdown]
+# ### Pitfall: a log-variance without bounds · deeper
+#
+# > **Pitfall.** The encoder's second head outputs $\log\sigma^2$, and nothing bounds it. The
+# > loss uses $e^{\log\sigma^2}$ (in the KL) and $e^{\log\sigma^2/2}$ (in
+# > $z = \mu + \sigma\varepsilon$); in 32-bit floats $e^{t}$ is infinite once $t > 88.7$. A
+# > bad step (a learning rate too large, an image on the wrong scale) that pushes the head's
+# > output that high turns the loss and its gradient into inf, and the next update would
+# > spread inf and NaN to the weights.
+#
+# Break a model on purpose: set the bias of the log-variance head to 100.
+
+# %% tags=["nbval-ignore-output"]
+torch.manual_seed(0)
+broken = MLPVAE(latent_dim=20, hidden=400).to(device)
+with torch.no_grad():
+    broken.logvar.bias.fill_(100.0)          # what one bad step can do to the head
+parts = broken.loss(test.images[:128])
+parts.total.backward()
+finite = torch.isfinite(broken.logvar.bias.grad).all().item()
+print(f"loss {parts.total.item()}, KL {parts.kl.item()}; the bias's gradient is finite: {finite}")
+assert not torch.isfinite(parts.total) and not finite
+
+# %% [markdown]
+# `fit` guards against this: it checks every loss, leaves the weights alone from the first
+# one that is not finite, and stops at the end of the epoch with `TrainingDiverged`, whose
+# message says what to try. The model keeps its last good weights.
+
+# %% tags=["nbval-ignore-output"]
+before = {name: w.clone() for name, w in broken.state_dict().items()}
+try:
+    fit(broken, train.subset(512), epochs=1, progress=False)
+except TrainingDiverged as err:
+    print(f"TrainingDiverged: {err}")
+kept = all(torch.equal(before[name], w) for name, w in broken.state_dict().items())
+print(f"every weight as it was before the bad batch: {kept}")
+assert kept
+
+
+# %% [markdown]
+# The guard keeps the NaN out of the weights, but the model is still broken. Two common fixes
+# bound the variance where the encoder computes it. A **clamp**, `logvar.clamp(-30, 20)`, keeps
+# $e^{\log\sigma^2}$ finite, but its gradient is 0 wherever it clamps. A **softplus**
+# computes σ itself as $\mathrm{softplus}(r) = \log(1 + e^r)$ from the head's output $r$, so σ
+# grows only linearly with $r$, never exponentially, and the gradient never vanishes. Apply
+# each to the broken model, and train both for one epoch on 2 000 images:
+
+# %% tags=["nbval-ignore-output"]
+class Clamped(MLPVAE):
+    """The MLP VAE with its log-variance clamped to [-30, 20]."""
+
+    def encode(self, x):
+        mu, logvar = super().encode(x)
+        return mu, logvar.clamp(-30, 20)
+
+
+class Softplus(MLPVAE):
+    """The MLP VAE whose second head gives sigma through a softplus: log sigma^2 = 2 log softplus(r)."""
+
+    def encode(self, x):
+        mu, r = super().encode(x)
+        return mu, 2 * torch.log(F.softplus(r) + 1e-4)
+
+
+bounded = {}
+for kind in (Clamped, Softplus):
+    model = kind(latent_dim=20, hidden=400).to(device)
+    model.load_state_dict(before)                                  # the broken weights
+    parts = model.loss(test.images[:128])
+    parts.total.backward()
+    gradient = model.logvar.bias.grad.mean().item()
+    start = evaluate(model, test.subset(1_000)).kl
+    history = fit(model, train.subset(2_000), epochs=1, test_data=test.subset(1_000), progress=False)
+    bounded[kind.__name__] = (parts.total.item(), gradient, start, history.test_kl[-1])
+    print(f"{kind.__name__:<9} loss at the broken weights {parts.total.item():9.3g}; gradient of the "
+          f"bias {gradient:+.2g}; test KL {start:9.4g} nats, after one epoch {history.test_kl[-1]:9.4g}")
+(clamp_loss, clamp_grad, *clamp_kl), (soft_loss, soft_grad, *soft_kl) = bounded.values()
+assert math.isfinite(clamp_loss) and math.isfinite(soft_loss)
+assert clamp_grad == 0 and soft_grad > 0                 # stuck; pulled back down
+assert clamp_kl[1] == clamp_kl[0] and soft_kl[1] < 0.95 * soft_kl[0]
+
+# %% [markdown]
+# Both bounds make the loss finite. The clamped model is stuck: the clamp passes no gradient,
+# the head stays at its bound, and after a whole epoch the KL has not moved at all, every code
+# drowned in noise. The softplus model gets a gradient that pulls σ back down (positive:
+# gradient descent lowers the bias), and its KL falls. Slowly: Adam moves each weight by about
+# the learning rate per step, and the head has far to go. So a bound is a fix to build in
+# *before* training, not a way to rescue a broken run. The
+# package's models keep the plain $\log\sigma^2$ head of the source documents and rely on the
+# guard and a sensible learning rate; if you see `TrainingDiverged` with a KL that is inf, a
+# softplus (or a clamp at a bound the model never needs) is the fix to try.
 
 # %% [markdown]
 # ## 2. Reconstructions and samples · core
@@ -1104,7 +1196,6 @@ show_images(torch.cat([x[:8], freed[:8]]), nrow=8, labels=["test digit", "free b
             title="Free bits, β = 3: reconstructions with the same coin flips")
 plt.show()
 
-
 # %% [markdown]
 # **Warm-up cannot cure this collapse, by construction; it delays it.** While $\beta$ is
 # small the model uses $z$: after the first epoch its test KL is several nats. Then, with $\beta$ on its way to 3
@@ -1121,6 +1212,75 @@ plt.show()
 # reconstructions follow their digits again. The test ELBO, though, stays within a nat of the
 # collapsed model's: the code saves about what it costs. Free bits buy a model that uses its
 # code, not a better density model.
+
+# %% [markdown]
+# ### Pitfall: a mean where a sum belongs · deeper
+#
+# > **Pitfall.** The question asked most often about VAE code: should the loss *sum* or
+# > *average*, and why do so many examples carry a `kld_weight`? PyTorch's
+# > `F.binary_cross_entropy` averages by default, over the pixels as well as the images. Next
+# > to a KL averaged over the batch, that gives
+# > $$\frac{1}{784}\,\mathrm{reconstruction} + \mathrm{KL}
+# > = \frac{1}{784}\big(\mathrm{reconstruction} + 784\cdot\mathrm{KL}\big),$$
+# > the ELBO with a **hidden β = 784**. (The factor in front scales every gradient alike, and
+# > Adam undoes such a scale.)
+#
+# Averaging over the *batch* is harmless: both terms shrink by the same $1/N$. Mixing the two
+# is not: a KL summed over the batch next to a reconstruction averaged over it is β = $N$, the
+# batch size. Check the identity on one batch of the $L = 20$ model of section 1:
+
+# %% tags=["nbval-ignore-output"]
+x, model = test.images[:128], models[20]
+torch.manual_seed(1)
+logits, mu, logvar = model(x)
+averaged = F.binary_cross_entropy_with_logits(logits.view_as(x), x) + kl_divergence(mu, logvar).mean()
+per_image = bernoulli_nll(logits, x).mean() + 784 * kl_divergence(mu, logvar).mean()
+print(f"784 x (pixel-mean BCE + KL) = {784 * averaged.item():.3f}; "
+      f"reconstruction + 784 KL = {per_image.item():.3f}")
+assert torch.isclose(784 * averaged, per_image, rtol=1e-5)
+
+# %% [markdown]
+# What does a β of 784 do to a model? Train the $L = 20$ MLP VAE of section 1 with it, three
+# times with three training seeds, for two epochs each, and compare with the section-1 model
+# after its second epoch:
+
+# %% tags=["nbval-ignore-output"]
+HIDDEN_BETA_FIT = dict(FIT, epochs=settings.pick(2, 1))
+hidden = []
+for seed in (0, 10, 20):
+    torch.manual_seed(settings.training_seed(seed))
+    model = MLPVAE(latent_dim=20, hidden=400).to(device)
+    history = checkpoints.train_or_load(model, train, test, **dict(HIDDEN_BETA_FIT, seed=seed),
+                                        objective=Objective(beta=784.0))
+    hidden.append((model, history))
+epoch = HIDDEN_BETA_FIT["epochs"] - 1
+reference = histories[20]
+print(f"plain ELBO (section 1), after epoch {epoch + 1}: test KL {reference.test_kl[epoch]:.1f} nats, "
+      f"reconstruction {reference.test_reconstruction[epoch]:.1f}")
+for seed, (model, history) in zip((0, 10, 20), hidden):
+    print(f"hidden beta 784, seed {seed:>2}: test KL {history.test_kl[-1]:.4f} nats, reconstruction "
+          f"{history.test_reconstruction[-1]:.1f}, active units "
+          f"{active_units(encode_all(model, test))} of 20")
+if TRAINED:   # in every run: no information in the code, reconstructions of the average digit
+    for model, history in hidden:
+        assert history.test_kl[-1] < 0.1 and active_units(encode_all(model, test)) == 0
+        assert history.test_reconstruction[-1] > reference.test_reconstruction[epoch] + 50
+
+# %%
+show_images(torch.cat([test.images[:8], hidden[0][0].reconstruct(test.images[:8]),
+                       models[20].reconstruct(test.images[:8])]), nrow=8,
+            labels=["test digit", "hidden β = 784", "plain ELBO"],
+            title="Reconstructions: a mean over the pixels next to a mean KL")
+plt.show()
+
+
+# %% [markdown]
+# In every run the code carries almost nothing, no unit is active, and every test digit
+# comes back as the same blur, the average digit: the posterior collapse of this section,
+# asked for by a reduction. That is why examples with pixel-averaged losses need a
+# `kld_weight` of about 1/784 to work at all: it undoes the hidden β. Sum over the pixels and
+# the latent dimensions, average over the batch (or sum it, for both terms alike), and β is
+# what you wrote.
 
 # %% [markdown]
 # ## Exercises

@@ -145,3 +145,18 @@ def test_total_correlation_ignores_scale_and_order_of_the_coordinates():
     assert torch.allclose(total_correlation(z[:, swapped], mu[:, swapped], logvar[:, swapped]), tc,
                           atol=1e-4)
     assert torch.allclose(total_correlation(5 * z, 5 * mu, logvar + 2 * math.log(5)), tc, atol=1e-4)
+
+
+def test_a_loss_averaged_over_the_pixels_is_the_elbo_with_beta_784():
+    """Pixel-mean BCE + batch-mean KL = (reconstruction + 784 KL) / 784: a hidden beta."""
+    g = torch.Generator().manual_seed(0)
+    logits, x = torch.randn(16, 1, 28, 28, generator=g), torch.rand(16, 1, 28, 28, generator=g)
+    mu, logvar = torch.randn(16, 5, generator=g), torch.randn(16, 5, generator=g)
+    averaged = (torch.nn.functional.binary_cross_entropy_with_logits(logits, x)
+                + kl_divergence(mu, logvar).mean())
+    beta_784 = elbo(bernoulli_nll(logits, x), None, mu, logvar, Objective(beta=784.0)).total
+    assert torch.isclose(784 * averaged, beta_784, rtol=1e-5)
+    # a KL summed over the batch next to a batch-mean reconstruction: beta = batch size
+    summed = bernoulli_nll(logits, x).mean() + kl_divergence(mu, logvar).sum()
+    assert torch.isclose(summed, elbo(bernoulli_nll(logits, x), None, mu, logvar,
+                                      Objective(beta=16.0)).total, rtol=1e-5)

@@ -590,3 +590,19 @@ def test_the_guard_keeps_no_autograd_graph_across_steps(monkeypatch):
     fit(MLPVAE(2, hidden=16), random_images(64), epochs=2, batch_size=16, progress=False)
     assert guards[0].first is not None
     assert not any(p.requires_grad for p in guards[0].first)
+
+
+def test_an_unbounded_log_variance_overflows_and_fit_keeps_the_weights(mnist):
+    """A log-variance head at 100: exp overflows float32, the loss and its gradient are inf; fit
+    raises TrainingDiverged and leaves every weight as it was."""
+    torch.manual_seed(0)
+    model = MLPVAE(2)
+    with torch.no_grad():
+        model.logvar.bias.fill_(100.0)
+    parts = model.loss(mnist[0].images[:32])
+    parts.total.backward()
+    assert not torch.isfinite(parts.total) and not torch.isfinite(model.logvar.bias.grad).all()
+    before = weights(model)
+    with pytest.raises(TrainingDiverged, match="last good weights"):
+        fit(model, mnist[0].subset(128), epochs=1, batch_size=64, progress=False)
+    assert same(before, weights(model))
