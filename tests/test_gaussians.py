@@ -158,3 +158,18 @@ def test_kl_per_dimension_matches_torch_distributions_one_dimension_at_a_time():
     want = torch_kl(q, Normal(0.0, 1.0))                                   # [5, 3]
     assert torch.allclose(kl_per_dimension(mu, logvar), want, atol=1e-6)
     assert torch.allclose(kl_divergence(mu, logvar), want.sum(1), atol=1e-6)
+
+
+def test_turning_a_full_covariance_posterior_leaves_its_kl_to_the_prior_unchanged():
+    """N(R mu, R S R^T) is as far from N(0, I) as N(mu, S): only a diagonal family sees the turn."""
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g,
+                                                                               dtype=torch.float64)
+    R, _ = torch.linalg.qr(torch.randn(4, 4, generator=g, dtype=torch.float64))
+    prior = MultivariateNormal(torch.zeros(4, dtype=torch.float64), torch.eye(4, dtype=torch.float64))
+    cov = R @ torch.diag_embed(logvar.exp()) @ R.T
+    turned = torch_kl(MultivariateNormal(mu @ R.T, cov), prior)
+    assert torch.allclose(turned, kl_divergence(mu, logvar), atol=1e-10)
+    # the diagonal with the turned variances has a larger entropy, so a KL no larger (Hadamard)
+    assert (kl_divergence(mu @ R.T, torch.diagonal(cov, dim1=-2, dim2=-1).log())
+            <= kl_divergence(mu, logvar) + 1e-10).all()

@@ -1,4 +1,5 @@
-"""Disentanglement, measured: the Mutual Information Gap (MIG) of Chen et al. (2018).
+"""Disentanglement, measured: the Mutual Information Gap (MIG) of Chen et al. (2018), and the
+FactorVAE score of Kim & Mnih (2018) as a second opinion.
 
 For every ground-truth factor v_k, find the two latent coordinates that carry the most
 information about it; MIG is their gap, as a fraction of what there is to know:
@@ -9,9 +10,16 @@ information about it; MIG is their gap, as a fraction of what there is to know:
 the latents (posterior means) are discretised into equal-width bins and the mutual
 information is that of the discrete histogram, as in Locatello et al. (2019); Chen et al.
 estimate it from q(z|x) instead, so scores from the two recipes differ slightly.
+
+The FactorVAE score asks the data generator for help: hold one factor fixed, draw a batch with
+the others at random, and find the latent coordinate that varies least across the batch (each
+coordinate divided by its spread over the data). A disentangled code always names the same
+coordinate for the same factor; the score is the accuracy of the majority vote "coordinate ->
+factor" on fresh batches. Coordinates that barely vary over the data are left out.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -97,3 +105,54 @@ def mig(z: torch.Tensor, factors: torch.Tensor, bins: int = 20) -> MIGResult:
     if not varies.any():
         raise ValueError("every factor is constant in this sample; MIG is undefined.")
     return MIGResult(float(per_factor[varies].mean()), per_factor, mi, h)
+
+
+@dataclass
+class FactorVAEResult:
+    """The FactorVAE score with the votes it is made of."""
+    score: float              # accuracy of the majority vote on the evaluation batches
+    votes: torch.Tensor       # [L, K] training votes: how often coordinate j varied least for factor k
+    active: torch.Tensor      # [L] the coordinates that take part (spread over the data above a floor)
+
+
+def least_varying(codes: torch.Tensor, scale: torch.Tensor, active: torch.Tensor) -> int:
+    """The active coordinate whose normalised codes [M, L] vary least across the batch."""
+    variance = (codes / scale).var(0)
+    return int(variance.masked_fill(~active, float("inf")).argmin())
+
+
+def factorvae_score(represent: Callable[[torch.Tensor], torch.Tensor], sizes: tuple[int, ...],
+                    votes: int = 800, batch: int = 64, n_scale: int = 10_000,
+                    min_spread: float = 0.05, seed: int = 0) -> FactorVAEResult:
+    """FactorVAE score of a code. represent(factors [N, K] of indices) -> codes [N, L], e.g. the
+    posterior means of rendered images; sizes: the number of values of each factor.
+
+    Half of the votes train the majority vote (which factor each coordinate stands for), the
+    other half measure its accuracy. A coordinate takes part when its spread (standard
+    deviation) over n_scale random examples is at least min_spread.
+    """
+    if votes < 2 or batch < 2:
+        raise ValueError(f"votes and batch must be at least 2, not {votes} and {batch}.")
+    g = torch.Generator().manual_seed(seed)
+    draw = lambda n: torch.stack([torch.randint(k, (n,), generator=g) for k in sizes], 1)
+    with torch.no_grad():
+        scale = represent(draw(n_scale)).float().std(0).cpu()
+    active = scale >= min_spread
+    if not active.any():
+        raise ValueError("No coordinate varies over the data (every spread is below "
+                         f"{min_spread}): the code carries nothing, so there is nothing to score.")
+    picks = []
+    for _ in range(votes):
+        k = int(torch.randint(len(sizes), (), generator=g))
+        factors = draw(batch)
+        factors[:, k] = torch.randint(sizes[k], (), generator=g)       # the same value for all
+        with torch.no_grad():
+            codes = represent(factors).float().cpu()
+        picks.append((least_varying(codes, scale, active), k))
+    train, held_out = picks[:votes // 2], picks[votes // 2:]
+    counts = torch.zeros(len(scale), len(sizes), dtype=torch.long)
+    for j, k in train:
+        counts[j, k] += 1
+    guess = counts.argmax(1)                                           # coordinate -> factor
+    score = sum(int(guess[j]) == k for j, k in held_out) / len(held_out)
+    return FactorVAEResult(score, counts, active)
