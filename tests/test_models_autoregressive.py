@@ -102,3 +102,12 @@ def test_importance_weighting_scores_each_image_with_its_own_pixels():
         assert torch.allclose(log_w[k], want.detach(), atol=1e-3)
     with pytest.raises(ValueError, match="proposal='encoder'"):
         log_weights(model, x, 5, proposal="prior")
+
+
+@pytest.mark.parametrize("hidden, largest", [(500, 782), (783, 783), (1000, 783)])
+def test_hidden_degrees_start_at_1_and_never_pass_783(hidden, largest):
+    """A hidden unit of degree 784 would feed no logit: degrees stay in 1..783."""
+    into_hidden, into_output, _ = made_masks(hidden)
+    degrees = into_hidden.sum(1)                           # unit k sees pixels 1..m_k
+    assert degrees.min() == 1 and degrees.max() == largest
+    assert (into_output.sum(0) == 784 - degrees).all()     # and feeds logits m_k + 1 .. 784

@@ -3,8 +3,8 @@
     p(x | z) = prod_i p(x_i | x_1, ..., x_{i-1}, z),   each a Bernoulli with logit_i
 
 The decoder is a MADE (Germain et al. 2015) with one hidden layer and direct connections.
-Pixel d, in raster order, has degree d (1..784); hidden unit k has a degree m_k in 1..783,
-spread evenly. A weight from pixel d to hidden unit k exists only when m_k >= d, from hidden
+Pixel d, in raster order, has degree d (1..784); the hidden units' degrees m_k are spread
+evenly from 1 towards 783 (with 500 units the largest is 782). A weight from pixel d to hidden unit k exists only when m_k >= d, from hidden
 unit k to output i only when i > m_k, and directly from pixel d to output i only when i > d,
 so logit_i sees pixels 1..i-1 and never pixel i or later. z reaches every hidden unit
 without a mask: it is not part of the image.
@@ -13,8 +13,9 @@ Given the image, all 784 logits come out of one pass (teacher forcing), and -log
 Bernoulli cross-entropy of those logits: the formula of the MLP decoder. `nll(x, z)` scores an
 image that way, so the loss of every VAE (`VAE.loss`) trains this one too. Drawing an image takes 784 passes, one pixel at a time.
 
-A decoder like this can model binarized MNIST without z, which makes it the classic setting
-for posterior collapse (Bowman et al. 2016; Chen et al. 2017, arXiv:1611.02731).
+A decoder like this can model binarized MNIST without z: the kind of decoder with which
+posterior collapse was described (Bowman et al. 2016; Chen et al. 2017, arXiv:1611.02731).
+This small one still uses z under the plain ELBO; notebook 05 makes it collapse at beta = 3.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def made_masks(hidden: int, pixels: int = PIXELS) -> tuple[torch.Tensor, ...]:
     """The MADE masks: pixels->hidden [hidden, pixels], hidden->logits [pixels, hidden] and
     pixels->logits [pixels, pixels] (the direct connections)."""
     pixel_degree = torch.arange(1, pixels + 1)                              # 1..784
-    hidden_degree = 1 + torch.arange(hidden) * (pixels - 1) // hidden       # 1..783, even spread
+    hidden_degree = 1 + torch.arange(hidden) * (pixels - 1) // hidden       # 1 up to 783 at most
     into_hidden = hidden_degree[:, None] >= pixel_degree[None, :]           # unit k sees pixel d
     into_output = pixel_degree[:, None] > hidden_degree[None, :]            # logit i sees unit k
     direct = pixel_degree[:, None] > pixel_degree[None, :]                  # logit i sees pixel d
