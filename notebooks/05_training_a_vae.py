@@ -31,9 +31,9 @@
 # **Prerequisites:** 01 (autoencoders, `fit`), 02 (the ELBO), 03 (the reparameterization
 # trick), 04 (the KL term).
 #
-# **Time to run:** about 15 s in fast mode. In full mode about 11 minutes on a quiet 2-core CPU
+# **Time to run:** about 15 s in fast mode. In full mode about 9 minutes on a quiet 2-core CPU
 # the first time, when twelve models train (the 50-epoch model of section 6 takes the largest
-# share), and about 100 s afterwards, when they load from the
+# share), and about 70 s afterwards, when they load from the
 # cache (most of it the likelihood estimates of section 6, about 15 s your own training loop of
 # section 1, which is not cached, and a few seconds the pixel-by-pixel drawing of section 7).
 
@@ -423,7 +423,8 @@ assert kept
 # bound the variance where the encoder computes it. A **clamp**, `logvar.clamp(-30, 20)`, keeps
 # $e^{\log\sigma^2}$ finite, but its gradient is 0 wherever it clamps. A **softplus**
 # computes σ itself as $\mathrm{softplus}(r) = \log(1 + e^r)$ from the head's output $r$, so σ
-# grows only linearly with $r$, never exponentially, and the gradient never vanishes. Apply
+# grows only linearly with $r$, never exponentially, and the gradient does not vanish at a
+# large $r$, where the clamp's does. Apply
 # each to the broken model, and train both for one epoch on 2 000 images:
 
 # %% tags=["nbval-ignore-output"]
@@ -464,8 +465,8 @@ assert clamp_kl[1] == clamp_kl[0] and soft_kl[1] < 0.95 * soft_kl[0]
 # Both bounds make the loss finite. The clamped model is stuck: the clamp passes no gradient,
 # the head stays at its bound, and after a whole epoch the KL has not moved at all, every code
 # drowned in noise. The softplus model gets a gradient that pulls σ back down (positive:
-# gradient descent lowers the bias), and its KL falls. Slowly: Adam moves each weight by about
-# the learning rate per step, and the head has far to go. So a bound is a fix to build in
+# gradient descent lowers the bias), and its KL falls. Slowly: Adam moves each weight by at
+# most about the learning rate per step, and the head's output, at about 100, has far to go. So a bound is a fix to build in
 # *before* training, not a way to rescue a broken run. The
 # package's models keep the plain $\log\sigma^2$ head of the source documents and rely on the
 # guard and a sensible learning rate; if you see `TrainingDiverged` with a KL that is inf, a
@@ -1217,7 +1218,7 @@ plt.show()
 # ### Pitfall: a mean where a sum belongs · deeper
 #
 # > **Pitfall.** The question asked most often about VAE code: should the loss *sum* or
-# > *average*, and why do so many examples carry a `kld_weight`? PyTorch's
+# > *average*, and why do some examples carry a `kld_weight`? PyTorch's
 # > `F.binary_cross_entropy` averages by default, over the pixels as well as the images. Next
 # > to a KL averaged over the batch, that gives
 # > $$\frac{1}{784}\,\mathrm{reconstruction} + \mathrm{KL}

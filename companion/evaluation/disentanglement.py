@@ -153,6 +153,7 @@ def factorvae_score(represent: Callable[[torch.Tensor], torch.Tensor], sizes: tu
     counts = torch.zeros(len(scale), len(sizes), dtype=torch.long)
     for j, k in train:
         counts[j, k] += 1
-    guess = counts.argmax(1)                                           # coordinate -> factor
+    named = counts.sum(1) > 0                       # a coordinate no training batch named ...
+    guess = torch.where(named, counts.argmax(1), -1)  # ... stands for no factor
     score = sum(int(guess[j]) == k for j, k in held_out) / len(held_out)
     return FactorVAEResult(score, counts, active)
