@@ -27,9 +27,10 @@
 # **Prerequisites:** 05 (training a VAE, samples from the prior, the 2-D latent space), 08
 # (class means as attribute vectors, slant). The Gaussian and KL formulas of 02–04.
 #
-# **Time to run:** about 15 s in fast mode. In full mode about 4 minutes on a quiet 2-core CPU
-# the first time, when a classifier and three VAEs train (two of them are notebook 08's, and
-# load from the cache if you ran 08 before), and about 45 s afterwards.
+# **Time to run:** about 15 s in fast mode. In full mode about 6 minutes on a quiet 2-core CPU
+# the first time, when a classifier and eight VAEs train (two of them are notebook 08's, and
+# load from the cache if you ran 08 before; four are the extra training runs of section 4),
+# and about a minute afterwards.
 
 # %% [markdown]
 # ## Setup
