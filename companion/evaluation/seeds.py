@@ -23,8 +23,8 @@ class Spread:
     """Values of one measurement, one per training seed."""
     values: tuple[float, ...]
 
-    def __init__(self, values):
-        values = tuple(float(v) for v in values)
+    def __post_init__(self):
+        values = tuple(float(v) for v in self.values)       # any iterable, stored as a tuple
         if not values:
             raise ValueError("A Spread needs at least one value: one per training run.")
         if not all(math.isfinite(v) for v in values):
