@@ -26,9 +26,10 @@ def test_masks_connect_each_output_to_earlier_pixels_only():
     assert not (paths.triu() > 0).any() and (paths > 0).sum() > 784 * 783 // 4
 
 
-def test_logit_i_does_not_depend_on_pixel_i_or_later():
+@pytest.mark.parametrize("layers", [1, 2])
+def test_logit_i_does_not_depend_on_pixel_i_or_later(layers):
     torch.manual_seed(0)
-    model = AutoregressiveVAE(latent_dim=4, hidden=64)
+    model = AutoregressiveVAE(latent_dim=4, hidden=64, layers=layers)
     x = images(1).flatten(1).requires_grad_(True)           # [1, 784]
     z = torch.randn(1, 4, requires_grad=True)
     logits = model.decode(z, x).flatten(1)[0]               # [784]
@@ -70,7 +71,8 @@ def test_round_trip_through_save_and_load(tmp_path):
     model = AutoregressiveVAE(latent_dim=3, hidden=32).eval()
     path = checkpoints.save(model, tmp_path / "ar.pt")
     loaded, meta = checkpoints.load(path, device="cpu")
-    assert meta["model"] == {"model": "AutoregressiveVAE", "latent_dim": 3, "hidden": 32}
+    assert meta["model"] == {"model": "AutoregressiveVAE", "latent_dim": 3, "hidden": 32,
+                             "layers": 1}
     assert not any(k.endswith("mask") for k in torch.load(path, weights_only=True)["state_dict"])
     z, x = torch.randn(2, 3), images(2)
     assert torch.equal(loaded.decode(z, x), model.decode(z, x))
