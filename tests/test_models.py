@@ -116,7 +116,8 @@ def test_importing_the_package_registers_every_architecture():
     assert out.stdout.split() == sorted(["Autoencoder", "MLPVAE", "DeepMLPVAE", "SimpleConvVAE",
                                          "BatchNormConvVAE", "BADConvVAE", "ConvVAE",
                                          "AutoregressiveVAE", "ConditionalVAE",
-                                         "DigitClassifier", "GaussianConvVAE", "VQVAE"])
+                                         "DigitClassifier", "GaussianConvVAE", "VQVAE",
+                                         "TCVAE"])
 
 
 def test_config_records_the_arguments_given_and_the_defaults():
@@ -141,6 +142,7 @@ def test_a_subclass_records_its_own_description():
 
 EXAMPLES = {"Autoencoder": dict(latent_dim=3, hidden=16), "MLPVAE": dict(latent_dim=3, hidden=16),
             "DeepMLPVAE": dict(latent_dim=3, hidden=(16, 8), image_size=20),
+            "TCVAE": dict(latent_dim=3, hidden=(16, 8), image_size=20, dataset_size=50),
             "SimpleConvVAE": dict(latent_dim=3), "BatchNormConvVAE": dict(latent_dim=3, width=4),
             "BADConvVAE": dict(latent_dim=3, dropout=0.25, upsample=True),
             "ConvVAE": dict(latent_dim=3, channels=(4, 8)),
@@ -260,7 +262,8 @@ def test_models_that_learn_from_labels_refuse_a_batch_without_them(name):
 SIZES = {"Autoencoder": "latent_dim", "MLPVAE": "hidden", "DeepMLPVAE": "image_size",
          "SimpleConvVAE": "latent_dim", "BatchNormConvVAE": "width", "BADConvVAE": "latent_dim",
          "ConvVAE": "channels", "AutoregressiveVAE": "hidden", "ConditionalVAE": "num_classes",
-         "DigitClassifier": "features", "GaussianConvVAE": "latent_dim", "VQVAE": "codes"}
+         "DigitClassifier": "features", "GaussianConvVAE": "latent_dim", "VQVAE": "codes",
+         "TCVAE": "dataset_size"}
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))

@@ -3,6 +3,7 @@
     base             the shared contract (loss, describe/build), LatentModel (encode, decode,
                      code, reconstruct, nll), VAE, GaussianHead, eval_mode
     mlp              Autoencoder and MLPVAE: fully connected, one hidden layer each way
+    tcvae            TCVAE: beta-TCVAE with the stratified estimate of the total correlation
     conv             the convolutional VAEs of the sources and the course's ConvVAE
     gaussian         GaussianConvVAE: the ConvVAE with a Gaussian decoder that learns sigma
     vq               VQVAE: a codebook, the nearest code, the straight-through gradient
@@ -19,10 +20,11 @@ from companion.models.conditional import ConditionalVAE
 from companion.models.conv import BADConvVAE, BatchNormConvVAE, ConvVAE, SimpleConvVAE
 from companion.models.gaussian import GaussianConvVAE
 from companion.models.mlp import MLPVAE, Autoencoder
+from companion.models.tcvae import TCVAE
 from companion.models.vq import VQVAE
 
 __all__ = ["IMAGE_SHAPE", "MODELS", "VAE", "GaussianHead", "LatentModel", "Model", "build",
            "check_images", "eval_mode", "BADConvVAE", "BatchNormConvVAE", "ConvVAE",
            "SimpleConvVAE",
-           "MLPVAE", "Autoencoder", "AutoregressiveVAE", "GaussianConvVAE", "VQVAE",
+           "MLPVAE", "Autoencoder", "TCVAE", "AutoregressiveVAE", "GaussianConvVAE", "VQVAE",
            "ConditionalVAE", "DigitClassifier"]
