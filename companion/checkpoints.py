@@ -133,11 +133,14 @@ def _plain(value):
 
 def code_version(model) -> str:
     """A hash of the code that computes the model and its loss: the modules of its classes
-    (its own and those it builds on, with their layers and helpers), `companion.losses` and
-    `companion.gaussians`, and the source of a class defined outside the package (in a
-    notebook, say) where Python can find it. An edit there retrains the model."""
+    (its own and those it builds on, with their layers and helpers) and of its parts' classes
+    (a learned prior, say), `companion.losses` and `companion.gaussians`, and the source of a
+    class defined outside the package (in a notebook, say) where Python can find it. An edit
+    there retrains the model."""
     sources = {inspect.getsource(losses), inspect.getsource(gaussians)}
-    for cls in type(model).__mro__:
+    parts = [type(part) for part in model.modules()
+             if type(part).__module__.startswith("companion.")]   # a prior, a flow step, ...
+    for cls in [*type(model).__mro__, *parts]:
         if cls.__module__.startswith("companion."):
             sources.add(inspect.getsource(sys.modules[cls.__module__]))
         elif not cls.__module__.startswith(("torch", "builtins")):

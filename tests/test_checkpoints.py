@@ -131,6 +131,20 @@ def test_code_version_changes_when_a_models_code_or_the_losses_change(monkeypatc
     assert checkpoints.code_version(vae) == versions[vae]
 
 
+def test_code_version_covers_the_modules_of_a_models_parts(monkeypatch):
+    import sys
+
+    from companion.models import PriorVAE
+    vae, mixture = MLPVAE(2), PriorVAE(2, hidden=8, prior="mixture", components=3)
+    versions = {m: checkpoints.code_version(m) for m in (vae, mixture)}
+    real = inspect.getsource
+    priors = sys.modules[type(mixture.prior).__module__]                 # companion.priors
+    monkeypatch.setattr(inspect, "getsource",
+                        lambda obj: real(obj) + ("# edited" if obj is priors else ""))
+    assert checkpoints.code_version(mixture) != versions[mixture]      # its prior's code
+    assert checkpoints.code_version(vae) == versions[vae]
+
+
 def test_code_version_covers_a_model_class_written_outside_the_package():
     class Mine(MLPVAE):
         pass

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "companion"
 LAYERS = [
     ["companion.settings", "companion.arguments", "companion.lab_settings"],
     ["companion", "companion.data"],
-    ["companion.gaussians", "companion.mixture"],
+    ["companion.gaussians", "companion.mixture", "companion.priors"],
     ["companion.losses"],
     ["companion.models"],
     ["companion.training"],

@@ -117,7 +117,7 @@ def test_importing_the_package_registers_every_architecture():
                                          "BatchNormConvVAE", "BADConvVAE", "ConvVAE",
                                          "AutoregressiveVAE", "ConditionalVAE",
                                          "DigitClassifier", "GaussianConvVAE", "VQVAE",
-                                         "TCVAE"])
+                                         "TCVAE", "PriorVAE", "IWAE", "FlowVAE"])
 
 
 def test_config_records_the_arguments_given_and_the_defaults():
@@ -143,6 +143,9 @@ def test_a_subclass_records_its_own_description():
 EXAMPLES = {"Autoencoder": dict(latent_dim=3, hidden=16), "MLPVAE": dict(latent_dim=3, hidden=16),
             "DeepMLPVAE": dict(latent_dim=3, hidden=(16, 8), image_size=20),
             "TCVAE": dict(latent_dim=3, hidden=(16, 8), image_size=20, dataset_size=50),
+            "PriorVAE": dict(latent_dim=3, hidden=16, prior="vamp", components=4),
+            "IWAE": dict(latent_dim=3, hidden=16, samples=3),
+            "FlowVAE": dict(latent_dim=3, hidden=16, flows=2),
             "SimpleConvVAE": dict(latent_dim=3), "BatchNormConvVAE": dict(latent_dim=3, width=4),
             "BADConvVAE": dict(latent_dim=3, dropout=0.25, upsample=True),
             "ConvVAE": dict(latent_dim=3, channels=(4, 8)),
@@ -239,7 +242,7 @@ def test_every_model_honours_each_setting_or_refuses_it_by_name(name, setting):
     model = MODELS[name](**EXAMPLES[name]).train()
     x, y = _batch(name)
     objective = Objective(**{setting: SETTINGS[setting]})
-    if name in REFUSES_EVERY_SETTING:
+    if name in REFUSES_EVERY_SETTING or setting in MODELS[name].refuses:
         with pytest.raises(ValueError, match=rf"^{name} cannot honour (.*, )?{setting}=[0-9.]+\b"
                                              r".*plain Objective\(\)"):
             model.loss(x, y, objective)
@@ -263,7 +266,8 @@ SIZES = {"Autoencoder": "latent_dim", "MLPVAE": "hidden", "DeepMLPVAE": "image_s
          "SimpleConvVAE": "latent_dim", "BatchNormConvVAE": "width", "BADConvVAE": "latent_dim",
          "ConvVAE": "channels", "AutoregressiveVAE": "hidden", "ConditionalVAE": "num_classes",
          "DigitClassifier": "features", "GaussianConvVAE": "latent_dim", "VQVAE": "codes",
-         "TCVAE": "dataset_size"}
+         "TCVAE": "dataset_size", "PriorVAE": "components", "IWAE": "samples",
+         "FlowVAE": "hidden"}   # FlowVAE's flows may be 0
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))

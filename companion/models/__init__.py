@@ -4,6 +4,9 @@
                      code, reconstruct, nll), VAE, GaussianHead, eval_mode
     mlp              Autoencoder and MLPVAE: fully connected, one hidden layer each way
     tcvae            TCVAE: beta-TCVAE with the stratified estimate of the total correlation
+    learned_prior    PriorVAE: the MLP VAE with a learned prior (a mixture, a VampPrior)
+    iwae             IWAE: the MLP VAE trained on the importance-weighted bound
+    flows            FlowVAE: the MLP VAE with planar flows on its posterior; PlanarFlow
     conv             the convolutional VAEs of the sources and the course's ConvVAE
     gaussian         GaussianConvVAE: the ConvVAE with a Gaussian decoder that learns sigma
     vq               VQVAE: a codebook, the nearest code, the straight-through gradient
@@ -18,7 +21,10 @@ from companion.models.autoregressive import AutoregressiveVAE
 from companion.models.classifier import DigitClassifier
 from companion.models.conditional import ConditionalVAE
 from companion.models.conv import BADConvVAE, BatchNormConvVAE, ConvVAE, SimpleConvVAE
+from companion.models.flows import FlowVAE, PlanarFlow
 from companion.models.gaussian import GaussianConvVAE
+from companion.models.iwae import IWAE
+from companion.models.learned_prior import PriorVAE
 from companion.models.mlp import MLPVAE, Autoencoder
 from companion.models.tcvae import TCVAE
 from companion.models.vq import VQVAE
@@ -26,5 +32,6 @@ from companion.models.vq import VQVAE
 __all__ = ["IMAGE_SHAPE", "MODELS", "VAE", "GaussianHead", "LatentModel", "Model", "build",
            "check_images", "eval_mode", "BADConvVAE", "BatchNormConvVAE", "ConvVAE",
            "SimpleConvVAE",
-           "MLPVAE", "Autoencoder", "TCVAE", "AutoregressiveVAE", "GaussianConvVAE", "VQVAE",
+           "MLPVAE", "Autoencoder", "TCVAE", "PriorVAE", "IWAE", "FlowVAE",
+           "PlanarFlow", "AutoregressiveVAE", "GaussianConvVAE", "VQVAE",
            "ConditionalVAE", "DigitClassifier"]
