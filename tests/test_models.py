@@ -117,7 +117,8 @@ def test_importing_the_package_registers_every_architecture():
                                          "BatchNormConvVAE", "BADConvVAE", "ConvVAE",
                                          "AutoregressiveVAE", "ConditionalVAE",
                                          "DigitClassifier", "GaussianConvVAE", "VQVAE",
-                                         "TCVAE", "PriorVAE", "IWAE", "FlowVAE"])
+                                         "TCVAE", "PriorVAE", "IWAE", "FlowVAE",
+                                         "HierarchicalVAE"])
 
 
 def test_config_records_the_arguments_given_and_the_defaults():
@@ -146,6 +147,7 @@ EXAMPLES = {"Autoencoder": dict(latent_dim=3, hidden=16), "MLPVAE": dict(latent_
             "PriorVAE": dict(latent_dim=3, hidden=16, prior="vamp", components=4),
             "IWAE": dict(latent_dim=3, hidden=16, samples=3),
             "FlowVAE": dict(latent_dim=3, hidden=16, flows=2),
+            "HierarchicalVAE": dict(latent_dims=(3, 2), hidden=(16, 8)),
             "SimpleConvVAE": dict(latent_dim=3), "BatchNormConvVAE": dict(latent_dim=3, width=4),
             "BADConvVAE": dict(latent_dim=3, dropout=0.25, upsample=True),
             "ConvVAE": dict(latent_dim=3, channels=(4, 8)),
@@ -267,7 +269,7 @@ SIZES = {"Autoencoder": "latent_dim", "MLPVAE": "hidden", "DeepMLPVAE": "image_s
          "ConvVAE": "channels", "AutoregressiveVAE": "hidden", "ConditionalVAE": "num_classes",
          "DigitClassifier": "features", "GaussianConvVAE": "latent_dim", "VQVAE": "codes",
          "TCVAE": "dataset_size", "PriorVAE": "components", "IWAE": "samples",
-         "FlowVAE": "hidden"}   # FlowVAE's flows may be 0
+         "FlowVAE": "hidden", "HierarchicalVAE": "hidden"}   # FlowVAE's flows may be 0
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))

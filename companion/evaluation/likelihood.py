@@ -12,8 +12,8 @@ the mean of w is the tighter IWAE bound (Burda et al. 2015, arXiv:1509.00519):
     IWAE_k(x) = log (1/k) sum_i w_i   <=   log p(x),     ELBO = IWAE_1 <= IWAE_k <= IWAE_{k+1}
 
 A model can supply its own terms: one with `log_prior(z)` (a learned prior) is scored with
-it instead of N(0, I); one with `sample_posterior(x, generator) -> (z, log q(z|x))` (a flow)
-draws from its own q(z|x) instead of the encoder's Gaussian.
+it instead of N(0, I); one with `sample_posterior(x, generator) -> (z, log q(z|x))`
+(a flow, two stochastic layers) draws from its own q(z|x) instead of the encoder's Gaussian.
 
 For 28 x 28 images the weights are e^-100 and smaller, which float32 rounds to 0, so they are
 kept as logarithms and averaged with logsumexp (`log_mean_exp`).
@@ -81,7 +81,7 @@ def _prior_log_weights(model, x, n_samples, generator, chunk) -> torch.Tensor:
     return torch.cat([bernoulli_log_likelihood(model.decode(part), x) for part in z.split(chunk)])
 
 
-def _log_prior(model, z: torch.Tensor) -> torch.Tensor:
+def log_prior_of(model, z: torch.Tensor) -> torch.Tensor:
     """log p(z) of codes z [c, N, L]: the model's own `log_prior` if it has one, else N(0, I)."""
     if hasattr(model, "log_prior"):
         return model.log_prior(z.flatten(0, 1)).view(z.shape[:2])
@@ -91,25 +91,25 @@ def _log_prior(model, z: torch.Tensor) -> torch.Tensor:
 
 def _encoder_log_weights(model, x, n_samples, generator, chunk, q) -> torch.Tensor:
     """log p(x|z) + log p(z) - log q(z|x) for n_samples z ~ q(z|x) per image: [S, N]."""
-    flow = hasattr(model, "sample_posterior")    # draws z and log q(z|x) itself
-    if flow and q is not None:
+    own = hasattr(model, "sample_posterior")     # draws z and log q(z|x) itself (a flow, ...)
+    if own and q is not None:
         raise ValueError(f"{type(model).__name__}'s q(z|x) is not a diagonal Gaussian: leave "
                          "q=None, so that the model draws from its own posterior.")
-    if not flow:
+    if not own:
         mu, logvar = model.encode(x) if q is None else q             # [N, L] each
     per_pass = max(1, chunk // len(x))                               # samples per decoder pass
     out = []
     for start in range(0, n_samples, per_pass):
         c = min(per_pass, n_samples - start)
         images = x.repeat(c, *[1] * (x.ndim - 1))                     # [c*N, ...]
-        if flow:
+        if own:
             z, log_q = model.sample_posterior(images, generator)      # [c*N, L], [c*N]
             z, log_q = z.view(c, len(x), -1), log_q.view(c, len(x))
         else:
             z = sample_diagonal(mu, logvar, c, generator)            # [c, N, L]
             log_q = gaussian_log_density(z, mu, logvar).sum(-1)      # [c, N]
         log_lik = -model.nll(images, z.flatten(0, 1)).view(c, len(x))   # log p(x|z), [c, N]
-        out.append(log_lik + _log_prior(model, z) - log_q)
+        out.append(log_lik + log_prior_of(model, z) - log_q)
     return torch.cat(out)
 
 

@@ -7,6 +7,7 @@
     learned_prior    PriorVAE: the MLP VAE with a learned prior (a mixture, a VampPrior)
     iwae             IWAE: the MLP VAE trained on the importance-weighted bound
     flows            FlowVAE: the MLP VAE with planar flows on its posterior; PlanarFlow
+    hierarchical     HierarchicalVAE: two stochastic layers, inferred bottom-up
     conv             the convolutional VAEs of the sources and the course's ConvVAE
     gaussian         GaussianConvVAE: the ConvVAE with a Gaussian decoder that learns sigma
     vq               VQVAE: a codebook, the nearest code, the straight-through gradient
@@ -23,6 +24,7 @@ from companion.models.conditional import ConditionalVAE
 from companion.models.conv import BADConvVAE, BatchNormConvVAE, ConvVAE, SimpleConvVAE
 from companion.models.flows import FlowVAE, PlanarFlow
 from companion.models.gaussian import GaussianConvVAE
+from companion.models.hierarchical import HierarchicalVAE
 from companion.models.iwae import IWAE
 from companion.models.learned_prior import PriorVAE
 from companion.models.mlp import MLPVAE, Autoencoder
@@ -33,5 +35,5 @@ __all__ = ["IMAGE_SHAPE", "MODELS", "VAE", "GaussianHead", "LatentModel", "Model
            "check_images", "eval_mode", "BADConvVAE", "BatchNormConvVAE", "ConvVAE",
            "SimpleConvVAE",
            "MLPVAE", "Autoencoder", "TCVAE", "PriorVAE", "IWAE", "FlowVAE",
-           "PlanarFlow", "AutoregressiveVAE", "GaussianConvVAE", "VQVAE",
+           "PlanarFlow", "HierarchicalVAE", "AutoregressiveVAE", "GaussianConvVAE", "VQVAE",
            "ConditionalVAE", "DigitClassifier"]
