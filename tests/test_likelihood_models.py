@@ -4,7 +4,7 @@ import torch
 from torch import distributions as D
 
 from companion.evaluation.likelihood import log_weights
-from companion.models import MLPVAE, FlowVAE, PriorVAE
+from companion.models import MLPVAE, FlowVAE, HierarchicalVAE, PriorVAE
 
 X = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1)).round()
 
@@ -40,9 +40,11 @@ def test_a_learned_prior_is_not_scored_with_codes_from_n01():
         log_weights(_prior_vae("mixture"), X, 5, proposal="prior")
 
 
-def test_a_flows_weight_is_minus_its_single_sample_loss():
+@pytest.mark.parametrize("make", [lambda: FlowVAE(latent_dim=3, hidden=16, flows=3),
+                                  lambda: HierarchicalVAE(latent_dims=(4, 2), hidden=(16, 8))])
+def test_a_weight_from_the_models_own_posterior_is_minus_its_single_sample_loss(make):
     torch.manual_seed(0)
-    model = FlowVAE(latent_dim=3, hidden=16, flows=3)
+    model = make()
     log_w = log_weights(model, X, 1, generator=torch.Generator().manual_seed(4))   # [1, N]
     torch.manual_seed(4)
     with torch.no_grad():

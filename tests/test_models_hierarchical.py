@@ -1,5 +1,5 @@
 """The two-layer VAE: its prior, its posterior and its loss written out with
-torch.distributions, and its importance weights."""
+torch.distributions, and its importance weights (see also test_likelihood_models)."""
 import math
 
 import pytest
@@ -47,15 +47,6 @@ def test_the_loss_is_the_single_sample_negative_elbo_of_both_layers():
     assert torch.allclose(parts.kl, kl.mean(), atol=1e-4)
     assert torch.allclose(parts.reconstruction, -recon.mean(), atol=1e-4)
     assert torch.allclose(parts.total, parts.reconstruction + parts.kl)
-
-
-def test_a_single_importance_weight_is_minus_the_loss_under_the_same_noise():
-    m = model()
-    log_w = log_weights(m, X, 1, generator=torch.Generator().manual_seed(4))   # [1, N]
-    torch.manual_seed(4)
-    with torch.no_grad():
-        parts = m.loss(X)
-    assert torch.allclose(-log_w.mean(), parts.reconstruction + parts.kl, atol=1e-4)
 
 
 def test_more_importance_samples_give_a_higher_bound():
