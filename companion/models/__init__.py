@@ -14,6 +14,8 @@
     linear_gaussian  probabilistic PCA: a latent-variable model solvable in closed form
     autoregressive   AutoregressiveVAE: an MLP encoder and a MADE decoder that sees z
     conditional      ConditionalVAE: encoder and decoder both see the one-hot label
+    semisupervised   SemiSupervisedVAE: M2, the ConditionalVAE with a classifier q(y|x) that
+                     also learns from unlabelled images (label UNLABELLED = -1)
     classifier       DigitClassifier: a small conv net that judges generated images
 """
 from companion.models.base import (IMAGE_SHAPE, MODELS, VAE, GaussianHead, LatentModel, Model,
@@ -28,6 +30,7 @@ from companion.models.hierarchical import HierarchicalVAE
 from companion.models.iwae import IWAE
 from companion.models.learned_prior import PriorVAE
 from companion.models.mlp import MLPVAE, Autoencoder
+from companion.models.semisupervised import UNLABELLED, SemiSupervisedVAE, paper_alpha
 from companion.models.tcvae import TCVAE
 from companion.models.vq import VQVAE
 
@@ -36,4 +39,5 @@ __all__ = ["IMAGE_SHAPE", "MODELS", "VAE", "GaussianHead", "LatentModel", "Model
            "SimpleConvVAE",
            "MLPVAE", "Autoencoder", "TCVAE", "PriorVAE", "IWAE", "FlowVAE",
            "PlanarFlow", "HierarchicalVAE", "AutoregressiveVAE", "GaussianConvVAE", "VQVAE",
-           "ConditionalVAE", "DigitClassifier"]
+           "ConditionalVAE", "SemiSupervisedVAE", "UNLABELLED", "paper_alpha",
+           "DigitClassifier"]
