@@ -3,6 +3,7 @@
     prior.log_prob(z)             log p(z) of each code z [N, L], shape [N]
     prior.sample(n, generator)    n codes drawn from p(z), shape [n, L], on the prior's device
     prior.mixture()               the prior as a `GaussianMixture` at its current parameters
+    standard_normal_log_prob(z)   log N(z; 0, I) of each code, the one home of that formula
 
 They are `nn.Module`s: the learned ones have parameters that train with the VAE they belong
 to, and all of them move with `.to(device)`. Used the same way, one can stand in for another
@@ -33,6 +34,12 @@ from companion.gaussians import draw_eps, gaussian_log_density
 from companion.mixture import GaussianMixture
 
 IMAGE_SHAPE = (1, 28, 28)   # the pseudo-inputs' shape when no start is given
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) of each code z [..., L], summed over the last dimension: [...]."""
+    zero = torch.zeros((), dtype=z.dtype, device=z.device)
+    return gaussian_log_density(z, zero, zero).sum(-1)
 
 
 class Prior(nn.Module):
@@ -67,7 +74,7 @@ class StandardNormalPrior(Prior):
                                                self.origin.dtype)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        return gaussian_log_density(z, self.origin, self.origin).sum(-1)
+        return standard_normal_log_prob(z)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         check_counts("sample", n=n)

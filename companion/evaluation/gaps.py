@@ -16,20 +16,16 @@ from __future__ import annotations
 import torch
 
 from companion.arguments import check_counts
-from companion.evaluation.likelihood import log_prior_of
-from companion.gaussians import draw_eps, gaussian_log_density
+from companion.evaluation.likelihood import diagonal_log_weights
+from companion.gaussians import draw_eps
 from companion.models import eval_mode
 
 
 def elbo_per_image(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                    eps: torch.Tensor) -> torch.Tensor:
     """The ELBO of each image x [N, ...] under q = N(mu, diag(exp(logvar))) [N, L], averaged
-    over the standard-normal draws eps [S, N, L]: log p(x|z) + log p(z) - log q(z|x), [N]."""
-    z = mu + (0.5 * logvar).exp() * eps                                      # [S, N, L]
-    images = x.repeat(len(eps), *[1] * (x.ndim - 1))                         # [S*N, ...]
-    log_lik = -model.nll(images, z.flatten(0, 1)).view(z.shape[:2])          # [S, N]
-    log_q = gaussian_log_density(z, mu, logvar).sum(-1)                      # [S, N]
-    return (log_lik + log_prior_of(model, z) - log_q).mean(0)
+    over the standard-normal draws eps [S, N, L]: the mean log importance weight, [N]."""
+    return diagonal_log_weights(model, x, mu, logvar, eps).mean(0)
 
 
 def refine(model, x: torch.Tensor, steps: int = 200, lr: float = 0.01, samples: int = 16,

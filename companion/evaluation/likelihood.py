@@ -35,8 +35,9 @@ import torch.nn.functional as F
 from companion.arguments import check_counts
 from companion.data import Batches, ImageSet
 from companion.data.batching import binarize
-from companion.gaussians import draw_eps, gaussian_log_density, sample_diagonal
+from companion.gaussians import draw_eps, gaussian_log_density
 from companion.models import LatentModel, eval_mode
+from companion.priors import standard_normal_log_prob
 
 PROPOSALS = ("prior", "encoder")
 
@@ -85,8 +86,18 @@ def log_prior_of(model, z: torch.Tensor) -> torch.Tensor:
     """log p(z) of codes z [c, N, L]: the model's own `log_prior` if it has one, else N(0, I)."""
     if hasattr(model, "log_prior"):
         return model.log_prior(z.flatten(0, 1)).view(z.shape[:2])
-    zero = torch.zeros((), device=z.device)
-    return gaussian_log_density(z, zero, zero).sum(-1)
+    return standard_normal_log_prob(z)
+
+
+def diagonal_log_weights(model, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                         eps: torch.Tensor) -> torch.Tensor:
+    """log p(x|z) + log p(z) - log q(z|x) at z = mu + sigma * eps, for q = N(mu,
+    diag(exp(logvar))) [N, L] and standard-normal draws eps [S, N, L]: [S, N]."""
+    z = mu + torch.exp(0.5 * logvar) * eps                           # [S, N, L]
+    images = x.repeat(len(eps), *[1] * (x.ndim - 1))                  # [S*N, ...]
+    log_lik = -model.nll(images, z.flatten(0, 1)).view(z.shape[:2])   # log p(x|z), [S, N]
+    log_q = gaussian_log_density(z, mu, logvar).sum(-1)              # [S, N]
+    return log_lik + log_prior_of(model, z) - log_q
 
 
 def _encoder_log_weights(model, x, n_samples, generator, chunk, q) -> torch.Tensor:
@@ -101,15 +112,15 @@ def _encoder_log_weights(model, x, n_samples, generator, chunk, q) -> torch.Tens
     out = []
     for start in range(0, n_samples, per_pass):
         c = min(per_pass, n_samples - start)
-        images = x.repeat(c, *[1] * (x.ndim - 1))                     # [c*N, ...]
         if own:
+            images = x.repeat(c, *[1] * (x.ndim - 1))                 # [c*N, ...]
             z, log_q = model.sample_posterior(images, generator)      # [c*N, L], [c*N]
             z, log_q = z.view(c, len(x), -1), log_q.view(c, len(x))
+            log_lik = -model.nll(images, z.flatten(0, 1)).view(c, len(x))   # log p(x|z)
+            out.append(log_lik + log_prior_of(model, z) - log_q)
         else:
-            z = sample_diagonal(mu, logvar, c, generator)            # [c, N, L]
-            log_q = gaussian_log_density(z, mu, logvar).sum(-1)      # [c, N]
-        log_lik = -model.nll(images, z.flatten(0, 1)).view(c, len(x))   # log p(x|z), [c, N]
-        out.append(log_lik + log_prior_of(model, z) - log_q)
+            eps = draw_eps((c, *mu.shape), mu, generator)             # [c, N, L]
+            out.append(diagonal_log_weights(model, x, mu, logvar, eps))
     return torch.cat(out)
 
 

@@ -28,6 +28,7 @@ from companion.arguments import check_counts
 from companion.gaussians import gaussian_log_density, sample_diagonal
 from companion.losses import LossParts, Objective
 from companion.models.mlp import MLPVAE
+from companion.priors import standard_normal_log_prob
 
 
 class PlanarFlow(nn.Module):
@@ -98,7 +99,6 @@ class FlowVAE(MLPVAE):
     def loss(self, x, y=None, objective=Objective()):
         self.check_objective(objective)
         z, log_q = self.sample_posterior(x)
-        zero = torch.zeros((), device=z.device)
         recon = self.nll(x, z).mean()
-        kl = (log_q - gaussian_log_density(z, zero, zero).sum(1)).mean()
+        kl = (log_q - standard_normal_log_prob(z)).mean()
         return LossParts(recon + objective.beta * kl, recon, kl)

@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from companion.arguments import check_counts
-from companion.gaussians import draw_eps, gaussian_log_density
+from companion.gaussians import draw_eps, gaussian_log_density, sample_diagonal
 from companion.losses import LossParts, Objective, check_likelihood
 from companion.models.base import IMAGE_SHAPE, VAE, GaussianHead, check_images, eval_mode
+from companion.priors import standard_normal_log_prob
 
 
 class HierarchicalVAE(VAE):
@@ -67,9 +68,9 @@ class HierarchicalVAE(VAE):
         """z = [z1, z2] ~ q(z1|x) q(z2|z1) and log q(z|x) of each image: [N, L1 + L2] and [N]."""
         check_images(self, x)
         mu1, logvar1 = (t.float() for t in self.up1(x.flatten(1)))
-        z1 = mu1 + (0.5 * logvar1).exp() * draw_eps(mu1.shape, mu1, generator)
+        z1 = sample_diagonal(mu1, logvar1, 1, generator)[0]
         mu2, logvar2 = (t.float() for t in self.up2(z1))
-        z2 = mu2 + (0.5 * logvar2).exp() * draw_eps(mu2.shape, mu2, generator)
+        z2 = sample_diagonal(mu2, logvar2, 1, generator)[0]
         log_q = (gaussian_log_density(z1, mu1, logvar1).sum(-1)
                  + gaussian_log_density(z2, mu2, logvar2).sum(-1))
         return torch.cat([z1, z2], -1), log_q
@@ -78,9 +79,7 @@ class HierarchicalVAE(VAE):
         """log p(z1 | z2) + log p(z2) of codes z = [z1, z2] [N, L1 + L2], shape [N]."""
         z1, z2 = self.split(z)
         mu1, logvar1 = (t.float() for t in self.down(z2))
-        zero = torch.zeros((), device=z.device)
-        return (gaussian_log_density(z1, mu1, logvar1).sum(-1)
-                + gaussian_log_density(z2, zero, zero).sum(-1))
+        return gaussian_log_density(z1, mu1, logvar1).sum(-1) + standard_normal_log_prob(z2)
 
     def loss(self, x, y=None, objective=Objective()):
         self.check_objective(objective)
@@ -95,5 +94,5 @@ class HierarchicalVAE(VAE):
         with eval_mode(self):
             z2 = draw_eps((n, self.latent_dims[1]), like, generator)
             mu1, logvar1 = self.down(z2)
-            z1 = mu1 + (0.5 * logvar1).exp() * draw_eps(mu1.shape, mu1, generator)
+            z1 = sample_diagonal(mu1, logvar1, 1, generator)[0]
             return torch.sigmoid(self.decode(torch.cat([z1, z2], -1)))

@@ -20,6 +20,7 @@ from companion.gaussians import gaussian_log_density, kl_divergence, sample_diag
 from companion.losses import LossParts, Objective
 from companion.models.base import NO_PRIOR
 from companion.models.mlp import MLPVAE
+from companion.priors import standard_normal_log_prob
 
 
 class IWAE(MLPVAE):
@@ -45,8 +46,7 @@ class IWAE(MLPVAE):
         mu, logvar = (t.float() for t in self.encode(x))                  # [N, L] each
         z = sample_diagonal(mu, logvar, k)                                 # [k, N, L]
         log_q = gaussian_log_density(z, mu, logvar).sum(-1)                # [k, N]
-        zero = torch.zeros((), device=z.device)
-        log_prior = gaussian_log_density(z, zero, zero).sum(-1)            # [k, N]
+        log_prior = standard_normal_log_prob(z)                            # [k, N]
         images = x.repeat(k, *[1] * (x.ndim - 1))                          # [k*N, ...]
         nll = self.nll(images, z.flatten(0, 1)).view(k, n)                 # [k, N]
         log_w = -nll + log_prior - log_q                                   # [k, N]
