@@ -989,14 +989,17 @@ def train_run(kind, objective: dict, seed: int = 0) -> tuple:
 
 
 # %%
+def row_of(model, h) -> dict:
+    """Active units, KL per dimension, test -ELBO and training time of one trained run."""
+    return dict(active=active_units(encode_all(model, test)), kl_u=kl_by_dimension(model, test),
+                kl=h.test_kl[-1], reconstruction=h.test_reconstruction[-1],
+                elbo=h.test_reconstruction[-1] + h.test_kl[-1],
+                seconds=sum(len(train) / speed for speed in h.images_per_s))
+
+
 def print_rows(runs: dict) -> dict:
-    """Active units, KL per dimension, test -ELBO and training time of each run, as a table."""
-    rows = {name: dict(active=active_units(encode_all(model, test)),
-                       kl_u=kl_by_dimension(model, test), kl=h.test_kl[-1],
-                       reconstruction=h.test_reconstruction[-1],
-                       elbo=h.test_reconstruction[-1] + h.test_kl[-1],
-                       seconds=sum(len(train) / speed for speed in h.images_per_s))
-            for name, (model, h) in runs.items()}
+    """The row of each run (`row_of`), printed as a table."""
+    rows = {name: row_of(model, h) for name, (model, h) in runs.items()}
     print(f"{'model, training':<24}{'active':>7}{'KL':>7}{'KL_u min':>9}{'max':>7}"
           f"{'recon.':>8}{'-ELBO':>8}{'train s':>8}")
     for name, r in rows.items():
@@ -1242,13 +1245,9 @@ runs[DEEPER] = train_run(*SETTINGS[DEEPER])
 
 
 def measure(model, history) -> dict:
-    """The numbers of the table above for one trained run, plus its swap cost."""
-    return dict(active=active_units(encode_all(model, test)), kl=history.test_kl[-1],
-                first_kl=history.test_kl[0], kl_by_epoch=history.test_kl,
-                kl_u=kl_by_dimension(model, test),
-                reconstruction=history.test_reconstruction[-1],
-                elbo=history.test_reconstruction[-1] + history.test_kl[-1],
-                swap=swap_cost(model, scored))
+    """The row of the table above for one trained run, its KL by epoch and its swap cost."""
+    return dict(row_of(model, history), first_kl=history.test_kl[0],
+                kl_by_epoch=history.test_kl, swap=swap_cost(model, scored))
 
 
 measured = {name: [measure(*runs[name])] + [measure(*train_run(kind, objective, seed))
